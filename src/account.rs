@@ -1,0 +1,281 @@
+//! A budget's accounting record: the hard cap, its counters, and everything it owns.
+//!
+//! An [`Account`] is created on a budget's first charge, charged to the budget itself, and never freed. Three things
+//! follow from that:
+//! - every block the budget takes stays reachable from a `static` (the registry of accounts), so leak checkers report
+//!   it as reachable, and a `LeakBudget` that is not `'static` can be dropped without dangling anything it handed out;
+//! - an account's address is a unique, never reused identity, which the per-thread lane cache keys on;
+//! - the report can walk every budget that ever charged a byte, dropped or not.
+//!
+//! # Memory orderings
+//! - `reserved` is only read-modified-written with `fetch_update` (a CAS loop) whose closure refuses to go above
+//!   `limit`; single-location RMW atomicity alone makes the cap hard, so `Relaxed` suffices: the counter guards no
+//!   other memory (the bytes are allocated after the charge, by the thread that made it).
+//! - `lanes` and `chain` are append-only lists: a node is fully written, then pushed with a `Release` CAS; readers load
+//!   the head with `Acquire`, after which the node's immutable fields (`next`, sizes) are visible.
+//! - Statistics counters are `Relaxed`: each is exact on its own; a snapshot of several is not atomic as a whole.
+
+use core::ptr;
+
+use crate::LeakError;
+use crate::arena::BlockHeader;
+use crate::lane::Lane;
+use crate::stats::Stats;
+use crate::sync::{AtomicPtr, AtomicUsize, Ordering::*, process};
+
+/// The accounting record of one budget. Created by `arena::create_account`, never freed.
+#[derive(Debug)]
+pub(crate) struct Account {
+    /// The budget's limit. Immutable.
+    pub(crate) limit: usize,
+    /// The budget's name. Immutable.
+    pub(crate) name: &'static str,
+    /// The parent's account, charged alongside this one unless `prepaid`. Immutable.
+    pub(crate) parent: Option<&'static Account>,
+    /// The whole `limit` was charged to `parent` when this account was created, so this account's own charges stop
+    /// here instead of going up the tree. Immutable.
+    pub(crate) prepaid: bool,
+    /// Bytes taken from the global allocator on this budget's behalf (this record, lanes, chunks, dedicated blocks,
+    /// tables) plus its children's, or its prepaid children's whole limits.
+    ///
+    /// Invariant: `reserved <= limit` at every instant. Only `try_add` raises it, with a checked CAS; refunds lower it.
+    reserved: AtomicUsize,
+    /// The highest value `reserved` has had.
+    peak: AtomicUsize,
+    /// Requests refused by this budget's allocation API (saturating).
+    rejections: AtomicUsize,
+    /// Bytes handed out in dedicated blocks (values too large for a lane's chunk).
+    large_used: AtomicUsize,
+    /// Values placed in dedicated blocks.
+    large_allocations: AtomicUsize,
+    /// Blocks (chunks and dedicated blocks) taken from the global allocator.
+    blocks: AtomicUsize,
+    /// Head of the intrusive list of every block this account took, newest first. Never read by the crate: it is
+    /// what keeps the blocks reachable for leak checkers. Append-only.
+    pub(crate) chain: AtomicPtr<BlockHeader>,
+    /// Head of the list of this account's lanes, newest first. Append-only; lanes are never freed.
+    pub(crate) lanes: AtomicPtr<Lane>,
+    /// Next account in the process-wide registry. Written once, before the account is pushed.
+    next_registered: process::AtomicPtr<Account>,
+}
+
+/// Head of the process-wide, append-only registry of accounts, newest first.
+static REGISTRY: process::AtomicPtr<Account> = process::AtomicPtr::new(ptr::null_mut());
+
+impl Account {
+    /// A fresh record whose own size is already charged to itself.
+    pub(crate) fn new(
+        limit: usize,
+        name: &'static str,
+        parent: Option<&'static Account>,
+        prepaid: bool,
+        self_cost: usize,
+    ) -> Self {
+        Self {
+            limit,
+            name,
+            parent,
+            prepaid,
+            reserved: AtomicUsize::new(self_cost),
+            peak: AtomicUsize::new(self_cost),
+            rejections: AtomicUsize::new(0),
+            large_used: AtomicUsize::new(0),
+            large_allocations: AtomicUsize::new(0),
+            blocks: AtomicUsize::new(0),
+            chain: AtomicPtr::new(ptr::null_mut()),
+            lanes: AtomicPtr::new(ptr::null_mut()),
+            next_registered: process::AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// The account charged after this one, if charges go up from here.
+    fn upward(&self) -> Option<&'static Account> {
+        if self.prepaid { None } else { self.parent }
+    }
+
+    /// Adds `bytes` to `reserved` if the result stays within `limit`, in one atomic step.
+    fn try_add(&self, bytes: usize) -> Result<(), LeakError> {
+        let limit = self.limit;
+        match self.reserved.fetch_update(Relaxed, Relaxed, |r| r.checked_add(bytes).filter(|&n| n <= limit)) {
+            Ok(previous) => {
+                // `previous + bytes <= limit` was just checked, so this cannot overflow.
+                self.peak.fetch_max(previous + bytes, Relaxed);
+                Ok(())
+            }
+            Err(current) => Err(LeakError::BudgetExceeded {
+                budget: self.name,
+                requested: bytes,
+                remaining: limit - current,
+                limit,
+            }),
+        }
+    }
+
+    /// Charges `bytes` to this account and every ancestor it propagates to, all or nothing: if any level refuses,
+    /// the levels already charged are refunded and the refusing level's error is returned.
+    ///
+    /// Levels are charged child first, so two children racing for their parent's last bytes only contend on the
+    /// parent's counter, where exactly one CAS wins. A charge that is rolled back was briefly visible in the lower
+    /// levels' `reserved`; a concurrent request on those levels may be refused during that window.
+    pub(crate) fn charge(&'static self, bytes: usize) -> Result<(), LeakError> {
+        let mut level = self;
+        loop {
+            if let Err(refused) = level.try_add(bytes) {
+                let mut undo = self;
+                while !ptr::eq(undo, level) {
+                    undo.reserved.fetch_sub(bytes, Relaxed);
+                    undo = undo.upward().expect("a level below the refusing one has a parent");
+                }
+                return Err(refused);
+            }
+            match level.upward() {
+                Some(up) => level = up,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Gives back a charge made with [`charge`](Self::charge) (memory freed, or never obtained).
+    pub(crate) fn refund(&self, bytes: usize) {
+        let mut level = Some(self);
+        while let Some(account) = level {
+            account.reserved.fetch_sub(bytes, Relaxed);
+            level = account.upward();
+        }
+    }
+
+    /// Bytes that could still be charged here right now: the smallest `limit - reserved` along the charge path.
+    /// A hint for sizing only; [`charge`](Self::charge) is what decides.
+    pub(crate) fn room(&self) -> usize {
+        let mut room = usize::MAX;
+        let mut level = Some(self);
+        while let Some(account) = level {
+            room = room.min(account.limit.saturating_sub(account.reserved.load(Relaxed)));
+            level = account.upward();
+        }
+        room
+    }
+
+    /// Refuses, with the error a charge would give, if `bytes` cannot be charged right now. A check before creating
+    /// bookkeeping (a lane) for a request that could not be served anyway; [`charge`](Self::charge) still decides.
+    pub(crate) fn check_room(&self, bytes: usize) -> Result<(), LeakError> {
+        let mut level = Some(self);
+        while let Some(account) = level {
+            let remaining = account.limit.saturating_sub(account.reserved.load(Relaxed));
+            if remaining < bytes {
+                return Err(LeakError::BudgetExceeded {
+                    budget: account.name,
+                    requested: bytes,
+                    remaining,
+                    limit: account.limit,
+                });
+            }
+            level = account.upward();
+        }
+        Ok(())
+    }
+
+    /// Charges between `min` and `want` bytes (`min <= want`), preferring `want` but never more than `1/share` of the
+    /// room left, so that lanes racing for the last bytes each get a slice instead of one lane taking them all.
+    /// Returns the amount charged, a multiple of `granule` (a power of two; `min` and `want` must be multiples too).
+    pub(crate) fn charge_between(
+        &'static self,
+        min: usize,
+        want: usize,
+        share: usize,
+        granule: usize,
+    ) -> Result<usize, LeakError> {
+        debug_assert!(min <= want && min % granule == 0 && want % granule == 0);
+        // A few sized attempts, then `min` alone: each failed attempt means another thread charged in between, so
+        // the room shrank; the last attempt's error is exact for `min`.
+        for _ in 0..3 {
+            let size = want.min((self.room() / share) & !(granule - 1)).max(min);
+            match self.charge(size) {
+                Ok(()) => return Ok(size),
+                Err(refused) if size == min => return Err(refused),
+                Err(_) => continue,
+            }
+        }
+        self.charge(min).map(|()| min)
+    }
+
+    /// Counts a refused request (saturating, so a stream of rejections can never wrap the counter).
+    pub(crate) fn note_rejection(&self) {
+        saturating_increment(&self.rejections);
+    }
+
+    /// Counts a value placed in a dedicated block.
+    pub(crate) fn note_large(&self, bytes: usize) {
+        self.large_used.fetch_add(bytes, Relaxed);
+        self.large_allocations.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a block taken from the global allocator.
+    pub(crate) fn note_block(&self) {
+        self.blocks.fetch_add(1, Relaxed);
+    }
+
+    /// Bytes currently reserved.
+    pub(crate) fn reserved(&self) -> usize {
+        self.reserved.load(Relaxed)
+    }
+
+    /// A snapshot of the counters. Each figure is exact at the moment it is read; while other threads allocate, the
+    /// figures are read one after another and so may come from slightly different instants. When no other thread is
+    /// allocating, `used <= reserved <= limit` and `reserved <= peak_reserved` hold exactly.
+    pub(crate) fn stats(&self) -> Stats {
+        let mut used = self.large_used.load(Relaxed);
+        let mut allocations = self.large_allocations.load(Relaxed);
+        let mut lanes = 0;
+        let mut lane = self.lanes.load(Acquire);
+        // SAFETY: lanes are pushed fully initialised with a `Release` CAS (read here with `Acquire`) and never freed;
+        // `next` is immutable after the push.
+        while let Some(current) = unsafe { lane.as_ref() } {
+            used += current.used();
+            allocations += current.allocations();
+            lanes += 1;
+            lane = current.next;
+        }
+        Stats {
+            name: self.name,
+            limit: self.limit,
+            used,
+            allocations,
+            rejections: self.rejections.load(Relaxed),
+            blocks: self.blocks.load(Relaxed),
+            lanes,
+            peak_reserved: self.peak.load(Relaxed),
+            reserved: self.reserved.load(Relaxed),
+        }
+    }
+
+    /// Adds a freshly created account to the process-wide registry.
+    pub(crate) fn register(&'static self) {
+        let mut head = REGISTRY.load(Relaxed);
+        loop {
+            self.next_registered.store(head, Relaxed);
+            match REGISTRY.compare_exchange_weak(head, ptr::from_ref(self).cast_mut(), Release, Relaxed) {
+                Ok(_) => return,
+                Err(current) => head = current,
+            }
+        }
+    }
+
+    /// Every account ever created in this process, newest first.
+    pub(crate) fn registered() -> impl Iterator<Item = &'static Account> {
+        let mut next = REGISTRY.load(Acquire);
+        core::iter::from_fn(move || {
+            // SAFETY: accounts are pushed fully initialised with a `Release` CAS (the head is read with `Acquire`, and
+            // each `next_registered` was written before its own push) and are never freed.
+            let account = unsafe { next.as_ref() }?;
+            next = account.next_registered.load(Relaxed);
+            Some(account)
+        })
+    }
+}
+
+/// Adds one to `counter` unless it is already `usize::MAX`.
+pub(crate) fn saturating_increment(counter: &AtomicUsize) {
+    // Only ever fails at `usize::MAX`, where the counter is meant to stay.
+    let _ = counter.fetch_update(Relaxed, Relaxed, |n| n.checked_add(1));
+}

@@ -1,0 +1,204 @@
+//! Everything the crate takes from the global allocator, and where it keeps its bookkeeping there.
+//!
+//! This is the only module that calls the global allocator (`.clippy.toml` bans the `std::alloc` functions
+//! elsewhere). Every function here charges the budget *before* it allocates and refunds the charge if the allocator
+//! returns null, so the budget's `reserved` bounds the bytes held at every instant. Nothing handed out is ever freed:
+//! blocks are linked into their account's chain, which keeps them reachable for leak checkers.
+//!
+//! Block shapes:
+//! - chunk: `[BlockHeader | data ...]`, aligned to [`CHUNK_ALIGN`]; lanes bump down from the end towards the header.
+//! - dedicated block, for one value too large for a chunk: `[value | padding | BlockHeader]`, aligned to the value's
+//!   alignment, so a large alignment costs no padding in front of the value.
+//! - account and lane records: one allocation each, of their type's layout.
+//! - tables (interner, cache): charged while held, refunded when freed ([`alloc_table`], [`free_table`]).
+
+use core::alloc::Layout;
+use core::mem::{align_of, size_of};
+use core::ptr::{self, NonNull};
+#[allow(clippy::disallowed_methods)]
+use std::alloc::{alloc as global_alloc, dealloc as global_dealloc};
+
+use crate::LeakError;
+use crate::account::Account;
+use crate::lane::Lane;
+use crate::sync::Ordering::{Relaxed, Release};
+
+/// Links one block into its account's chain. Written once, before the block is pushed; never read by the crate.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct BlockHeader {
+    /// The block pushed before this one.
+    next: *mut BlockHeader,
+    /// Bytes this block charged (its whole allocation).
+    bytes: usize,
+}
+
+/// Alignment of every chunk; also the granule chunk sizes are rounded to.
+pub(crate) const CHUNK_ALIGN: usize = 16;
+/// Bytes at the start of a chunk taken by its header.
+pub(crate) const CHUNK_HEADER: usize = size_of::<BlockHeader>().next_multiple_of(CHUNK_ALIGN);
+/// A lane never takes more than this share (1/`CHUNK_SHARE`) of the bytes left in the budget for one chunk.
+const CHUNK_SHARE: usize = 8;
+
+/// Allocates `layout` from the global allocator. The caller has charged `layout.size()` to a budget.
+fn allocate(layout: Layout) -> Result<NonNull<u8>, LeakError> {
+    debug_assert!(layout.size() > 0);
+    // SAFETY: `layout` has a non-zero size (every caller allocates a header or a record).
+    #[allow(clippy::disallowed_methods)]
+    let raw = unsafe { global_alloc(layout) };
+    NonNull::new(raw).ok_or(LeakError::AllocFailed { size: layout.size(), align: layout.align() })
+}
+
+/// Creates the accounting record of a budget: checks that the record fits in the budget's own `limit`, charges the
+/// parent chain (the record's size, or the whole `limit` if `prepaid`), allocates, and registers it.
+pub(crate) fn create_account(
+    limit: usize,
+    name: &'static str,
+    parent: Option<&'static Account>,
+    prepaid: bool,
+) -> Result<&'static Account, LeakError> {
+    let own = size_of::<Account>();
+    if own > limit {
+        return Err(LeakError::BudgetExceeded { budget: name, requested: own, remaining: limit, limit });
+    }
+    let upward = if prepaid { limit } else { own };
+    if let Some(parent) = parent {
+        parent.charge(upward)?;
+    }
+    let refund = || {
+        if let Some(parent) = parent {
+            parent.refund(upward);
+        }
+    };
+    let raw = allocate(Layout::new::<Account>()).inspect_err(|_| refund())?.cast::<Account>();
+    // SAFETY: `raw` is a fresh allocation with `Account`'s layout, written once here and never freed, so the
+    // reference is valid for `'static`; all later mutation goes through the record's atomics.
+    let account: &'static Account = unsafe {
+        raw.write(Account::new(limit, name, parent, prepaid, own));
+        raw.as_ref()
+    };
+    account.register();
+    Ok(account)
+}
+
+/// Creates a lane for `account`, already taken by the caller, and pushes it onto the account's lane list.
+pub(crate) fn create_lane(account: &'static Account) -> Result<&'static Lane, LeakError> {
+    let layout = Layout::new::<Lane>();
+    account.charge(layout.size())?;
+    let raw = allocate(layout).inspect_err(|_| account.refund(layout.size()))?.cast::<Lane>();
+    let mut head = account.lanes.load(Relaxed);
+    // SAFETY: `raw` is a fresh allocation with `Lane`'s layout. It is written in full before the `Release` CAS that
+    // publishes it; until that CAS succeeds no other thread can reach it, so rewriting `next` on a retry is unshared.
+    unsafe {
+        raw.write(Lane::new_held(head));
+        while let Err(current) = account.lanes.compare_exchange_weak(head, raw.as_ptr(), Release, Relaxed) {
+            head = current;
+            (*raw.as_ptr()).next = head;
+        }
+        Ok(raw.as_ref())
+    }
+}
+
+/// Takes a chunk of between `min` and `want` bytes (multiples of [`CHUNK_ALIGN`]) for a lane. Returns the usable
+/// range: `floor` just past the header, `top` at the end.
+pub(crate) fn take_chunk(
+    account: &'static Account,
+    min: usize,
+    want: usize,
+) -> Result<(NonNull<u8>, NonNull<u8>), LeakError> {
+    let size = account.charge_between(min, want.max(min), CHUNK_SHARE, CHUNK_ALIGN)?;
+    let layout = match Layout::from_size_align(size, CHUNK_ALIGN) {
+        Ok(layout) => layout,
+        Err(_) => {
+            account.refund(size);
+            return Err(LeakError::SizeOverflow { elem_size: size, len: 1 });
+        }
+    };
+    let base = allocate(layout).inspect_err(|_| account.refund(size))?;
+    // SAFETY: the allocation is `size >= CHUNK_HEADER` bytes long and aligned for `BlockHeader`.
+    unsafe { link_block(account, base.cast(), size) };
+    // SAFETY: `CHUNK_HEADER <= min <= size`, so both pointers stay within (or one past) the allocation.
+    unsafe { Ok((base.add(CHUNK_HEADER), base.add(size))) }
+}
+
+/// Bytes a chunk must have to serve `layout` by bumping down from its end: header, value, and worst-case alignment
+/// padding, rounded up to [`CHUNK_ALIGN`]. `None` if that overflows `isize::MAX`.
+pub(crate) fn chunk_bytes_for(layout: Layout) -> Option<usize> {
+    let bytes = CHUNK_HEADER.checked_add(layout.size())?.checked_add(layout.align() - 1)?;
+    let bytes = bytes.checked_next_multiple_of(CHUNK_ALIGN)?;
+    (bytes <= isize::MAX as usize).then_some(bytes)
+}
+
+/// The block layout for a dedicated value of `layout`, and where its header goes. `None` if too large.
+fn dedicated_layout(layout: Layout) -> Option<(Layout, usize)> {
+    let header_at = layout.size().checked_next_multiple_of(align_of::<BlockHeader>())?;
+    let total = header_at.checked_add(size_of::<BlockHeader>())?;
+    let block = Layout::from_size_align(total, layout.align().max(align_of::<BlockHeader>())).ok()?;
+    Some((block, header_at))
+}
+
+/// The least a request for `layout` can charge when the calling thread has no room left in its lane: a dedicated
+/// block or a fresh chunk, whichever is smaller. `None` if the request is too large to ever be served.
+pub(crate) fn least_charge_for(layout: Layout) -> Option<usize> {
+    let (dedicated, _) = dedicated_layout(layout)?;
+    Some(chunk_bytes_for(layout)?.min(dedicated.size()))
+}
+
+/// Allocates a block holding exactly one value of `layout`, for values too large to share a chunk.
+pub(crate) fn alloc_dedicated(account: &'static Account, layout: Layout) -> Result<NonNull<u8>, LeakError> {
+    let (block, header_at) =
+        dedicated_layout(layout).ok_or(LeakError::SizeOverflow { elem_size: layout.size(), len: 1 })?;
+    let total = block.size();
+    account.charge(total)?;
+    let base = allocate(block).inspect_err(|_| account.refund(total))?;
+    // SAFETY: `header_at + size_of::<BlockHeader>() == total`, and `header_at` is a multiple of the header's
+    // alignment in a block aligned at least as strictly, so the header fits, aligned, at the end of the block.
+    unsafe { link_block(account, base.add(header_at).cast(), total) };
+    account.note_large(layout.size());
+    Ok(base)
+}
+
+/// Writes a block's header and pushes it onto its account's chain.
+///
+/// # Safety
+/// `header` must be valid for writing a `BlockHeader`, inside a block of `bytes` bytes that is never freed.
+unsafe fn link_block(account: &Account, header: NonNull<BlockHeader>, bytes: usize) {
+    let mut head = account.chain.load(Relaxed);
+    // SAFETY: the caller guarantees `header` is writable; the block is not shared until the CAS publishes it, so
+    // rewriting the header on a retry is unshared.
+    unsafe { header.write(BlockHeader { next: head, bytes }) };
+    while let Err(current) = account.chain.compare_exchange_weak(head, header.as_ptr(), Release, Relaxed) {
+        head = current;
+        // SAFETY: as above: still unpublished.
+        unsafe { (*header.as_ptr()).next = head };
+    }
+    account.note_block();
+}
+
+/// Allocates memory for a hash table (interner, cache): charged to `account` while held, refunded by
+/// [`free_table`]. Unlike everything else here it is returned to the allocator, because nothing handed out points
+/// into it.
+pub(crate) fn alloc_table(account: &'static Account, layout: Layout) -> Result<NonNull<u8>, LeakError> {
+    account.charge(layout.size())?;
+    allocate(layout).inspect_err(|_| account.refund(layout.size()))
+}
+
+/// Frees memory from [`alloc_table`] and refunds its charge.
+///
+/// # Safety
+/// `ptr` must come from `alloc_table(account, layout)` with this `account` and `layout`, and must not be used
+/// afterwards.
+pub(crate) unsafe fn free_table(account: &Account, ptr: NonNull<u8>, layout: Layout) {
+    // SAFETY: the caller guarantees `ptr` was allocated with `layout` by the global allocator and is unused.
+    #[allow(clippy::disallowed_methods)]
+    unsafe {
+        global_dealloc(ptr.as_ptr(), layout)
+    };
+    account.refund(layout.size());
+}
+
+/// A non-null, suitably aligned pointer for a zero-sized value of alignment `align`. Nothing is allocated or charged.
+pub(crate) fn dangling(align: usize) -> NonNull<u8> {
+    debug_assert!(align.is_power_of_two());
+    NonNull::new(ptr::without_provenance_mut(align)).expect("alignments are non-zero")
+}

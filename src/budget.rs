@@ -1,0 +1,664 @@
+//! [`LeakBudget`]: a capped, thread-safe arena that hands out `&'static` references.
+
+use core::alloc::Layout;
+use core::fmt;
+use core::mem::{MaybeUninit, size_of};
+use core::ptr::{self, NonNull};
+
+use crate::account::{Account, saturating_increment};
+use crate::error::{LeakError, Rejected};
+use crate::lane::{self, Lane};
+use crate::stats::{Bytes, Stats};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicUsize, Backoff, Ordering::*, loom_const_fn};
+use crate::{MAX_ALIGN, arena};
+
+/// A capped arena that hands out `&'static` references and returns an error, instead of allocating, once its limit
+/// would be exceeded.
+///
+/// Everything leaked into a budget lives until the process exits: values are **never dropped** and their memory is
+/// never returned, which is what makes the references `'static`. The budget only bounds how much can be leaked.
+///
+/// - **Hard cap.** Every byte taken from the global allocator on the budget's behalf (chunks, dedicated blocks for
+///   large values, per-thread lanes, the budget's own bookkeeping record, hash tables of interners and caches) is
+///   charged before it is allocated, with an atomic check, so [`reserved`](Self::reserved) `<=`
+///   [`limit`](Self::limit) at every instant, under any number of threads.
+/// - **Nothing lost.** A refused request changes nothing but the rejection counter, and gives a by-value argument
+///   back ([`Rejected::into_inner`]).
+/// - **Fast.** Each thread bumps in a lane of its own: no lock and no shared write per allocation.
+/// - **Any lifetime for the budget itself.** A budget is usually a `static`, but it may also be a local: dropping it
+///   does not free anything it handed out, and its memory stays reachable (leak checkers do not report it).
+///
+/// # Examples
+///
+/// ```
+/// use leak_budget::LeakBudget;
+///
+/// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+///
+/// let greeting: &'static str = BUDGET.leak_str("hello")?;
+/// let numbers: &'static mut [u32] = BUDGET.leak_slice(&[1, 2, 3])?;
+/// numbers[0] = 10;
+/// let handle = std::thread::spawn(move || greeting.len());
+/// assert_eq!(handle.join().unwrap(), 5);
+/// assert!(BUDGET.reserved() <= BUDGET.limit());
+/// # Ok::<(), leak_budget::LeakError>(())
+/// ```
+///
+/// A value that does not fit comes back:
+///
+/// ```
+/// use leak_budget::LeakBudget;
+///
+/// static SMALL: LeakBudget = LeakBudget::new(1024);
+/// let big = vec![0u8; 4096];
+/// let refused = SMALL.leak_vec(big).unwrap_err();
+/// assert_eq!(refused.into_inner().len(), 4096);
+/// ```
+pub struct LeakBudget {
+    /// The hard cap in bytes. Immutable.
+    limit: usize,
+    /// Shown in errors, statistics and reports. Immutable.
+    name: &'static str,
+    /// Budget that every charge is also made to. Immutable.
+    parent: Option<&'static LeakBudget>,
+    /// Charge the whole `limit` to `parent` up front, on first use. Immutable.
+    prepaid: bool,
+    /// Null until the first charge, then this budget's accounting record, never changed again. Written once, with
+    /// `Release`, by the thread that wins `creating`.
+    account: AtomicPtr<Account>,
+    /// Set while one thread creates the account; others wait for it.
+    creating: AtomicBool,
+    /// Requests refused before the budget could afford its own record (a limit below [`LeakBudget::RECORD_BYTES`]).
+    early_rejections: AtomicUsize,
+}
+
+impl LeakBudget {
+    /// Bytes of bookkeeping a budget charges to itself (and its ancestors) on its first request that needs memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::LeakBudget;
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+    /// assert_eq!(BUDGET.reserved(), 0);
+    /// BUDGET.leak(1u8)?;
+    /// assert!(BUDGET.reserved() >= LeakBudget::RECORD_BYTES);
+    /// # Ok::<(), leak_budget::Rejected<u8>>(())
+    /// ```
+    pub const RECORD_BYTES: usize = size_of::<Account>();
+
+    loom_const_fn! {
+        /// A budget of `limit` bytes, named `"unnamed"`. Nothing is allocated until the first request.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use leak_budget::LeakBudget;
+        ///
+        /// static BUDGET: LeakBudget = LeakBudget::new(64 << 20);
+        /// assert_eq!(BUDGET.limit(), 64 << 20);
+        /// assert_eq!(BUDGET.reserved(), 0);
+        /// ```
+        #[must_use]
+        pub fn new(limit: usize) -> Self {
+            Self::build(limit, "unnamed", None, false)
+        }
+    }
+
+    loom_const_fn! {
+        /// A budget of `limit` bytes with a name, shown in errors, [`Stats`] and reports.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use leak_budget::{LeakBudget, LeakError};
+        ///
+        /// static CONFIG: LeakBudget = LeakBudget::named("config", 0);
+        /// let err = CONFIG.leak_str("x").unwrap_err();
+        /// assert!(matches!(err, LeakError::BudgetExceeded { budget: "config", .. }));
+        /// ```
+        #[must_use]
+        pub fn named(name: &'static str, limit: usize) -> Self {
+            Self::build(limit, name, None, false)
+        }
+    }
+
+    loom_const_fn! {
+        fn build(limit: usize, name: &'static str, parent: Option<&'static LeakBudget>, prepaid: bool) -> Self {
+            Self {
+                limit,
+                name,
+                parent,
+                prepaid,
+                account: AtomicPtr::new(ptr::null_mut()),
+                creating: AtomicBool::new(false),
+                early_rejections: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    /// The hard cap, in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// static BUDGET: leak_budget::LeakBudget = leak_budget::LeakBudget::new(4096);
+    /// assert_eq!(BUDGET.limit(), 4096);
+    /// ```
+    #[must_use]
+    pub const fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// The budget's name (`"unnamed"` unless given one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// static BUDGET: leak_budget::LeakBudget = leak_budget::LeakBudget::named("tables", 4096);
+    /// assert_eq!(BUDGET.name(), "tables");
+    /// ```
+    #[must_use]
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Bytes taken from the global allocator on this budget's behalf: chunks, dedicated blocks, lanes, bookkeeping,
+    /// tables, and whatever its children took. Never more than [`limit`](Self::limit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::LeakBudget;
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+    /// BUDGET.leak([0u64; 4])?;
+    /// assert!(BUDGET.reserved() >= 32 && BUDGET.reserved() <= BUDGET.limit());
+    /// # Ok::<(), leak_budget::Rejected<[u64; 4]>>(())
+    /// ```
+    #[must_use]
+    pub fn reserved(&self) -> usize {
+        self.existing_account().map_or(0, Account::reserved)
+    }
+
+    /// Bytes handed out to callers, alignment padding included. At most [`reserved`](Self::reserved) (the rest is
+    /// bookkeeping and the unused ends of chunks).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::LeakBudget;
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+    /// BUDGET.leak_str("abc")?;
+    /// assert_eq!(BUDGET.used(), 3);
+    /// # Ok::<(), leak_budget::LeakError>(())
+    /// ```
+    #[must_use]
+    pub fn used(&self) -> usize {
+        self.stats().used
+    }
+
+    /// `limit - reserved`: bytes that can still be charged.
+    ///
+    /// A request for `layout` is never refused for lack of budget while `remaining()` is at least
+    /// [`max_charge_for(layout)`](Self::max_charge_for) (plus [`RECORD_BYTES`](Self::RECORD_BYTES) before the first
+    /// request), in this budget and each ancestor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::LeakBudget;
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+    /// assert_eq!(BUDGET.remaining(), 1 << 20);
+    /// BUDGET.leak(5u32)?;
+    /// assert_eq!(BUDGET.remaining(), BUDGET.limit() - BUDGET.reserved());
+    /// # Ok::<(), leak_budget::Rejected<u32>>(())
+    /// ```
+    #[must_use]
+    pub fn remaining(&self) -> usize {
+        self.limit.saturating_sub(self.reserved())
+    }
+
+    /// A snapshot of the budget's figures: limit, reserved, used, allocations, rejections, peak reserved. Its
+    /// `Display` is a small table.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::LeakBudget;
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::named("demo", 1 << 20);
+    /// BUDGET.leak(1u64)?;
+    /// let stats = BUDGET.stats();
+    /// assert_eq!((stats.name, stats.allocations, stats.used, stats.rejections), ("demo", 1, 8, 0));
+    /// assert!(stats.to_string().contains("allocations"));
+    /// # Ok::<(), leak_budget::Rejected<u64>>(())
+    /// ```
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        let early = self.early_rejections.load(Relaxed);
+        let mut stats = match self.existing_account() {
+            Some(account) => account.stats(),
+            None => Stats {
+                name: self.name,
+                limit: self.limit,
+                reserved: 0,
+                used: 0,
+                allocations: 0,
+                rejections: 0,
+                peak_reserved: 0,
+                blocks: 0,
+                lanes: 0,
+            },
+        };
+        stats.rejections = stats.rejections.saturating_add(early);
+        stats
+    }
+
+    /// The smallest [`remaining`](Self::remaining) with which a request for `layout` cannot be refused for lack of
+    /// budget (on the budget's first request, add [`RECORD_BYTES`](Self::RECORD_BYTES)). It covers the value, its
+    /// worst-case alignment padding, a chunk header and a lane for a thread's first request. Saturates at
+    /// `usize::MAX` for layouts too large to ever fit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::alloc::Layout;
+    /// use leak_budget::LeakBudget;
+    ///
+    /// let bound = LeakBudget::max_charge_for(Layout::new::<[u8; 24]>());
+    /// assert!(bound >= 24 && bound < 24 + 256);
+    /// ```
+    #[must_use]
+    pub fn max_charge_for(layout: Layout) -> usize {
+        arena::chunk_bytes_for(layout).map_or(usize::MAX, |chunk| chunk.saturating_add(size_of::<Lane>()))
+    }
+
+    /// Moves `value` into the budget and returns a `'static` mutable reference to it. It is never dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`] holding `value` and the reason ([`LeakError::BudgetExceeded`] when it does not fit,
+    /// [`LeakError::AllocFailed`] if the global allocator fails). The budget is unchanged but for its rejection count.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::LeakBudget;
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+    ///
+    /// #[derive(Debug)]
+    /// struct Config { workers: usize }
+    /// let config: &'static mut Config = BUDGET.leak(Config { workers: 4 })?;
+    /// config.workers += 1;
+    /// let config: &'static Config = config;
+    /// std::thread::spawn(move || assert_eq!(config.workers, 5)).join().unwrap();
+    /// # Ok::<(), leak_budget::Rejected<Config>>(())
+    /// ```
+    ///
+    /// A reference into a shorter-lived value cannot be leaked as `'static`:
+    ///
+    /// ```compile_fail
+    /// use leak_budget::LeakBudget;
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+    /// let local = String::from("short-lived");
+    /// let leaked: &'static mut &str = BUDGET.leak(local.as_str()).unwrap();
+    /// ```
+    ///
+    /// A non-`Sync` value can be leaked, but its `&'static` cannot be shared with another thread:
+    ///
+    /// ```compile_fail
+    /// use std::cell::Cell;
+    /// use leak_budget::LeakBudget;
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+    /// let counter: &'static Cell<u32> = BUDGET.leak(Cell::new(0)).unwrap();
+    /// std::thread::spawn(move || counter.set(1));
+    /// ```
+    #[inline]
+    pub fn leak<T: 'static>(&self, value: T) -> Result<&'static mut T, Rejected<T>> {
+        match self.alloc(Layout::new::<T>()) {
+            Ok(memory) => {
+                let slot = memory.cast::<T>();
+                // SAFETY: `alloc` returned memory valid for a `T`, aligned, owned by nobody else and never freed.
+                unsafe {
+                    slot.write(value);
+                    Ok(&mut *slot.as_ptr())
+                }
+            }
+            Err(error) => Err(Rejected::new(value, error)),
+        }
+    }
+
+    /// Reserves room for a `T`, then calls `f` and writes its result in place, so a large value need not be built
+    /// on the stack first (where the optimiser manages). `f` is called only once the room is reserved.
+    ///
+    /// If `f` panics, the panic propagates; the reserved bytes stay charged and counted as used, and nothing is
+    /// dropped in the budget.
+    ///
+    /// # Errors
+    ///
+    /// [`LeakError::BudgetExceeded`] or [`LeakError::AllocFailed`]; `f` is not called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::LeakBudget;
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+    /// let table: &'static mut [u32; 1024] = BUDGET.leak_with(|| [7; 1024])?;
+    /// assert_eq!(table[1023], 7);
+    ///
+    /// static NONE: LeakBudget = LeakBudget::new(0);
+    /// assert!(NONE.leak_with(|| -> [u8; 16] { unreachable!("not called when refused") }).is_err());
+    /// # Ok::<(), leak_budget::LeakError>(())
+    /// ```
+    #[inline]
+    pub fn leak_with<T: 'static>(&self, f: impl FnOnce() -> T) -> Result<&'static mut T, LeakError> {
+        let slot = self.alloc(Layout::new::<T>())?.cast::<T>();
+        // SAFETY: as in `leak`. The memory is reserved before `f` runs, so if `f` leaks into this budget too, the two
+        // allocations are disjoint.
+        unsafe {
+            slot.write(f());
+            Ok(&mut *slot.as_ptr())
+        }
+    }
+
+    /// Copies `s` into the budget. The empty string is free.
+    ///
+    /// # Errors
+    ///
+    /// [`LeakError::BudgetExceeded`] or [`LeakError::AllocFailed`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::LeakBudget;
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+    /// let name = String::from("worker-1");
+    /// let name: &'static str = BUDGET.leak_str(&name)?;
+    /// assert_eq!(name, "worker-1");
+    /// assert_eq!(BUDGET.leak_str("")?, "");
+    /// # Ok::<(), leak_budget::LeakError>(())
+    /// ```
+    #[inline]
+    pub fn leak_str(&self, s: &str) -> Result<&'static str, LeakError> {
+        let bytes = self.leak_slice(s.as_bytes())?;
+        // SAFETY: the bytes were copied from a `str`, so they are valid UTF-8.
+        Ok(unsafe { core::str::from_utf8_unchecked(bytes) })
+    }
+
+    /// Copies `s` into the budget. Empty slices and zero-sized elements are free.
+    ///
+    /// # Errors
+    ///
+    /// [`LeakError::BudgetExceeded`] or [`LeakError::AllocFailed`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::LeakBudget;
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+    /// let primes: &'static mut [u16] = BUDGET.leak_slice(&[2, 3, 5, 7])?;
+    /// primes[3] = 11;
+    /// assert_eq!(primes, [2, 3, 5, 11]);
+    /// # Ok::<(), leak_budget::LeakError>(())
+    /// ```
+    #[inline]
+    pub fn leak_slice<T: Copy + 'static>(&self, s: &[T]) -> Result<&'static mut [T], LeakError> {
+        // An existing slice always has a valid layout.
+        let layout = Layout::for_value(s);
+        let memory = self.alloc(layout)?.cast::<T>();
+        // SAFETY: `memory` is valid for `s.len()` elements, aligned, fresh (so not overlapping `s`) and never freed;
+        // `T: Copy`, so a bitwise copy is a valid copy.
+        unsafe {
+            ptr::copy_nonoverlapping(s.as_ptr(), memory.as_ptr(), s.len());
+            Ok(core::slice::from_raw_parts_mut(memory.as_ptr(), s.len()))
+        }
+    }
+
+    /// Moves the elements of `v` into the budget (its buffer is freed) and returns them as a `'static` slice. They are
+    /// never dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`] holding `v`, unchanged, and the reason.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::LeakBudget;
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+    /// let names = vec![String::from("a"), String::from("b")];
+    /// let names: &'static mut [String] = BUDGET.leak_vec(names)?;
+    /// assert_eq!(names[1], "b");
+    /// # Ok::<(), leak_budget::Rejected<Vec<String>>>(())
+    /// ```
+    pub fn leak_vec<T: 'static>(&self, v: Vec<T>) -> Result<&'static mut [T], Rejected<Vec<T>>> {
+        let layout = Layout::for_value(v.as_slice());
+        match self.alloc(layout) {
+            Ok(memory) => {
+                let memory = memory.cast::<T>();
+                let mut v = v;
+                let len = v.len();
+                // SAFETY: `memory` is valid for `len` elements, aligned, fresh and never freed. The elements are moved
+                // bitwise, then `set_len(0)` makes `v` forget them, so each is owned exactly once (by the budget) and
+                // dropping `v` only frees its buffer.
+                unsafe {
+                    ptr::copy_nonoverlapping(v.as_ptr(), memory.as_ptr(), len);
+                    v.set_len(0);
+                    Ok(core::slice::from_raw_parts_mut(memory.as_ptr(), len))
+                }
+            }
+            Err(error) => Err(Rejected::new(v, error)),
+        }
+    }
+
+    /// Reserves uninitialised room for one `T`, for callers that build the value in place.
+    ///
+    /// # Errors
+    ///
+    /// [`LeakError::BudgetExceeded`] or [`LeakError::AllocFailed`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::LeakBudget;
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+    /// let slot = BUDGET.leak_uninit::<u64>()?;
+    /// let value: &'static mut u64 = slot.write(42);
+    /// assert_eq!(*value, 42);
+    /// # Ok::<(), leak_budget::LeakError>(())
+    /// ```
+    pub fn leak_uninit<T: 'static>(&self) -> Result<&'static mut MaybeUninit<T>, LeakError> {
+        let memory = self.alloc(Layout::new::<T>())?.cast::<MaybeUninit<T>>();
+        // SAFETY: valid, aligned, fresh and never freed; `MaybeUninit` needs no initialisation.
+        Ok(unsafe { &mut *memory.as_ptr() })
+    }
+
+    /// Reserves uninitialised room for `len` values of `T`.
+    ///
+    /// # Errors
+    ///
+    /// [`LeakError::SizeOverflow`] if `len * size_of::<T>()` exceeds `isize::MAX`; otherwise as
+    /// [`leak_uninit`](Self::leak_uninit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::{LeakBudget, LeakError};
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+    /// let squares = BUDGET.leak_uninit_slice::<u32>(4)?;
+    /// for (i, slot) in squares.iter_mut().enumerate() {
+    ///     slot.write((i * i) as u32);
+    /// }
+    /// assert!(matches!(BUDGET.leak_uninit_slice::<u64>(usize::MAX), Err(LeakError::SizeOverflow { .. })));
+    /// # Ok::<(), LeakError>(())
+    /// ```
+    pub fn leak_uninit_slice<T: 'static>(&self, len: usize) -> Result<&'static mut [MaybeUninit<T>], LeakError> {
+        let layout = Layout::array::<T>(len)
+            .map_err(|_| self.refuse(LeakError::SizeOverflow { elem_size: size_of::<T>(), len }))?;
+        let memory = self.alloc(layout)?.cast::<MaybeUninit<T>>();
+        // SAFETY: valid for `len` elements, aligned, fresh and never freed; `MaybeUninit` needs no initialisation.
+        Ok(unsafe { core::slice::from_raw_parts_mut(memory.as_ptr(), len) })
+    }
+
+    /// Reserves `layout.size()` uninitialised bytes aligned to `layout.align()`, for custom layouts (a header
+    /// followed by a payload, say). The alignment may be up to [`MAX_ALIGN`](crate::MAX_ALIGN) (2^29).
+    ///
+    /// # Errors
+    ///
+    /// [`LeakError::UnsupportedAlignment`] above 2^29; otherwise as [`leak_uninit`](Self::leak_uninit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::alloc::Layout;
+    /// use leak_budget::{LeakBudget, LeakError};
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+    /// let page = BUDGET.leak_layout(Layout::from_size_align(100, 4096).unwrap())?;
+    /// assert_eq!((page.len(), page.as_ptr() as usize % 4096), (100, 0));
+    ///
+    /// let absurd = Layout::from_size_align(1, 1 << 30).unwrap();
+    /// assert_eq!(BUDGET.leak_layout(absurd).unwrap_err(), LeakError::UnsupportedAlignment { align: 1 << 30 });
+    /// # Ok::<(), LeakError>(())
+    /// ```
+    pub fn leak_layout(&self, layout: Layout) -> Result<&'static mut [MaybeUninit<u8>], LeakError> {
+        if layout.align() > MAX_ALIGN {
+            return Err(self.refuse(LeakError::UnsupportedAlignment { align: layout.align() }));
+        }
+        let memory = self.alloc(layout)?.cast::<MaybeUninit<u8>>();
+        // SAFETY: valid for `layout.size()` bytes, aligned, fresh and never freed; `MaybeUninit` needs no
+        // initialisation.
+        Ok(unsafe { core::slice::from_raw_parts_mut(memory.as_ptr(), layout.size()) })
+    }
+
+    /// Allocates `layout` (alignment at most [`MAX_ALIGN`]) from this budget: the crate's one allocation entry point.
+    /// Zero-sized layouts get a dangling, aligned pointer and charge nothing. Refusals are counted.
+    #[inline]
+    pub(crate) fn alloc(&self, layout: Layout) -> Result<NonNull<u8>, LeakError> {
+        if layout.size() == 0 {
+            return Ok(arena::dangling(layout.align()));
+        }
+        // `Relaxed` is enough here: the fast path only compares the pointer with the one this thread cached, which
+        // it read with `Acquire` on a slow path before.
+        if let Some(memory) = lane::try_alloc_fast(self.account.load(Relaxed), layout) {
+            return Ok(memory);
+        }
+        self.alloc_slow(layout)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow(&self, layout: Layout) -> Result<NonNull<u8>, LeakError> {
+        let account = match self.existing_account() {
+            Some(account) => account,
+            None => {
+                // Refuse a first request that could not fit even in an empty budget before creating anything, so a
+                // refused request leaves the budget untouched.
+                let first = arena::least_charge_for(layout)
+                    .and_then(|least| least.checked_add(Self::RECORD_BYTES + size_of::<Lane>()))
+                    .ok_or(LeakError::SizeOverflow { elem_size: layout.size(), len: 1 });
+                match first {
+                    Ok(first) if first > self.limit => {
+                        let (limit, name) = (self.limit, self.name);
+                        let error =
+                            LeakError::BudgetExceeded { budget: name, requested: first, remaining: limit, limit };
+                        return Err(self.refuse(error));
+                    }
+                    Ok(_) => self.create_account().map_err(|error| self.refuse(error))?,
+                    Err(error) => return Err(self.refuse(error)),
+                }
+            }
+        };
+        lane::alloc(account, layout).map_err(|error| self.refuse(error))
+    }
+
+    /// This budget's account, creating it (and its ancestors') on first use.
+    pub(crate) fn account(&self) -> Result<&'static Account, LeakError> {
+        match self.existing_account() {
+            Some(account) => Ok(account),
+            None => self.create_account(),
+        }
+    }
+
+    /// This budget's account, if its first charge has happened.
+    pub(crate) fn existing_account(&self) -> Option<&'static Account> {
+        // SAFETY: the pointer is null or an account published with `Release` (read here with `Acquire`); accounts are
+        // never freed.
+        unsafe { self.account.load(Acquire).as_ref() }
+    }
+
+    #[cold]
+    fn create_account(&self) -> Result<&'static Account, LeakError> {
+        /// Clears `creating` when dropped: after success, failure or unwinding, so waiters never wait forever.
+        struct Creating<'a>(&'a AtomicBool);
+        impl Drop for Creating<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Release);
+            }
+        }
+
+        let backoff = Backoff::new();
+        loop {
+            if let Some(account) = self.existing_account() {
+                return Ok(account);
+            }
+            if self.creating.compare_exchange(false, true, Acquire, Relaxed).is_err() {
+                // Another thread is creating the account: one allocation, so wait briefly rather than allocate a
+                // second record (which would briefly hold more than the limit allows).
+                backoff.snooze();
+                continue;
+            }
+            let _creating = Creating(&self.creating);
+            // Re-check: the thread that created it may have finished between the load above and the CAS.
+            if let Some(account) = self.existing_account() {
+                return Ok(account);
+            }
+            let parent = self.parent.map(LeakBudget::account).transpose()?;
+            let account = arena::create_account(self.limit, self.name, parent, self.prepaid)?;
+            self.account.store(ptr::from_ref(account).cast_mut(), Release);
+            return Ok(account);
+        }
+    }
+
+    /// Counts a refused request on this budget, and returns its error.
+    pub(crate) fn refuse(&self, error: LeakError) -> LeakError {
+        match self.existing_account() {
+            Some(account) => account.note_rejection(),
+            None => saturating_increment(&self.early_rejections),
+        }
+        error
+    }
+}
+
+impl fmt::Debug for LeakBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stats = self.stats();
+        f.debug_struct("LeakBudget")
+            .field("name", &self.name)
+            .field("limit", &self.limit)
+            .field("reserved", &stats.reserved)
+            .field("used", &stats.used)
+            .field("parent", &self.parent.map(LeakBudget::name))
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for LeakBudget {
+    /// `name: reserved / limit`, e.g. `config: 4.00 KiB / 1.00 MiB`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} / {}", self.name, Bytes(self.reserved()), Bytes(self.limit))
+    }
+}

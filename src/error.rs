@@ -1,0 +1,226 @@
+//! Errors: [`LeakError`] says why a request was refused; [`Rejected`] pairs it with the value the caller handed in, so
+//! nothing is lost when a budget says no.
+
+use core::fmt;
+
+/// Why a budget refused a request.
+///
+/// Every variant leaves the budget exactly as it was before the call (apart from its rejection counter), so the caller
+/// may retry, fall back to an owned value, or report the error.
+///
+/// # Examples
+///
+/// ```
+/// use leak_budget::{LeakBudget, LeakError};
+///
+/// static TINY: LeakBudget = LeakBudget::new(0);
+/// let err = TINY.leak_str("no room").unwrap_err();
+/// assert!(matches!(err, LeakError::BudgetExceeded { limit: 0, remaining: 0, .. }));
+/// assert!(err.to_string().contains("raise the limit"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LeakError {
+    /// The request does not fit in what is left of a budget (the one it was made on, or an ancestor).
+    #[error(
+        "leak budget `{budget}` exceeded: this request needs {requested} bytes but only {remaining} of its {limit} \
+         bytes remain; raise the limit (for the global budget, set LEAK_BUDGET, e.g. LEAK_BUDGET=512MiB)"
+    )]
+    BudgetExceeded {
+        /// Name of the budget that refused: the one the request was made on, or the ancestor that had no room.
+        budget: &'static str,
+        /// Bytes the request would have charged: the value, alignment padding, and any bookkeeping it needed (a
+        /// chunk header, a new lane, the budget's own record on first use).
+        requested: usize,
+        /// `limit - reserved` of the refusing budget when the request was refused.
+        remaining: usize,
+        /// The refusing budget's limit.
+        limit: usize,
+    },
+    /// `len` elements of `elem_size` bytes (plus bookkeeping) do not fit in `isize::MAX` bytes.
+    #[error(
+        "cannot leak {len} element(s) of {elem_size} bytes: the total size overflows isize::MAX; split the request"
+    )]
+    SizeOverflow {
+        /// Size of one element in bytes.
+        elem_size: usize,
+        /// Number of elements requested.
+        len: usize,
+    },
+    /// The requested alignment is larger than [`MAX_ALIGN`](crate::MAX_ALIGN) (2^29, the largest any Rust type has).
+    #[error("alignment {align} is not supported: the largest supported alignment is 2^29 (536870912)")]
+    UnsupportedAlignment {
+        /// The alignment that was asked for.
+        align: usize,
+    },
+    /// The global allocator returned null. The budget's charge for the request was refunded.
+    #[error("the global allocator could not provide {size} bytes (alignment {align}); the system may be out of memory")]
+    AllocFailed {
+        /// Bytes asked of the allocator.
+        size: usize,
+        /// Alignment asked of the allocator.
+        align: usize,
+    },
+    /// A size string (such as `64MiB`) could not be parsed; see [`parse_size`](crate::parse_size).
+    #[error(
+        "invalid size {input:?}: {reason}; expected a byte count with an optional unit k/KiB, M/MiB, G/GiB or T/TiB \
+         (powers of 1024, case-insensitive), e.g. 64MiB"
+    )]
+    InvalidSize {
+        /// The text that was given.
+        input: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An environment variable that configures the crate holds a value that is not accepted.
+    #[error(
+        "invalid {var}={value:?}: {reason}; expected a byte count with an optional unit k/KiB, M/MiB, G/GiB or T/TiB \
+         (powers of 1024, case-insensitive), e.g. {var}=64MiB, or unset it to use the default"
+    )]
+    InvalidConfig {
+        /// The environment variable, e.g. `LEAK_BUDGET`.
+        var: &'static str,
+        /// Its value (lossily decoded if it was not UTF-8).
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+/// A refused request that gives the caller's value back: nothing is dropped or lost.
+///
+/// # Examples
+///
+/// ```
+/// use leak_budget::LeakBudget;
+///
+/// static EMPTY: LeakBudget = LeakBudget::new(0);
+/// let refused = EMPTY.leak(String::from("precious")).unwrap_err();
+/// assert!(matches!(refused.error(), leak_budget::LeakError::BudgetExceeded { .. }));
+/// assert_eq!(refused.into_inner(), "precious");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Rejected<T> {
+    value: T,
+    error: LeakError,
+}
+
+impl<T> Rejected<T> {
+    /// Pairs a value with the reason it was refused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::{LeakError, Rejected};
+    ///
+    /// let r = Rejected::new(7, LeakError::UnsupportedAlignment { align: 1 << 30 });
+    /// assert_eq!(r.into_parts(), (7, LeakError::UnsupportedAlignment { align: 1 << 30 }));
+    /// ```
+    pub const fn new(value: T, error: LeakError) -> Self {
+        Self { value, error }
+    }
+
+    /// Why the value was refused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::LeakBudget;
+    ///
+    /// static EMPTY: LeakBudget = LeakBudget::new(0);
+    /// let refused = EMPTY.leak([1u8; 8]).unwrap_err();
+    /// assert!(refused.error().to_string().contains("exceeded"));
+    /// ```
+    pub const fn error(&self) -> &LeakError {
+        &self.error
+    }
+
+    /// A shared reference to the value that was refused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::LeakBudget;
+    ///
+    /// static EMPTY: LeakBudget = LeakBudget::new(0);
+    /// assert_eq!(*EMPTY.leak(5u64).unwrap_err().value(), 5);
+    /// ```
+    pub const fn value(&self) -> &T {
+        &self.value
+    }
+
+    /// Gives the refused value back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::LeakBudget;
+    ///
+    /// static EMPTY: LeakBudget = LeakBudget::new(0);
+    /// let v = EMPTY.leak_vec(vec![1, 2, 3]).unwrap_err().into_inner();
+    /// assert_eq!(v, [1, 2, 3]);
+    /// ```
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+
+    /// Splits into the value and the error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::LeakBudget;
+    ///
+    /// static EMPTY: LeakBudget = LeakBudget::new(0);
+    /// let (value, error) = EMPTY.leak('x').unwrap_err().into_parts();
+    /// assert_eq!(value, 'x');
+    /// assert!(matches!(error, leak_budget::LeakError::BudgetExceeded { .. }));
+    /// ```
+    pub fn into_parts(self) -> (T, LeakError) {
+        (self.value, self.error)
+    }
+
+    /// Applies `f` to the value, keeping the error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::{LeakError, Rejected};
+    ///
+    /// let r = Rejected::new(2, LeakError::UnsupportedAlignment { align: 1 << 30 });
+    /// assert_eq!(r.map(|v| v * 10).into_inner(), 20);
+    /// ```
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Rejected<U> {
+        Rejected { value: f(self.value), error: self.error }
+    }
+}
+
+/// Shows the error and the type of the value, not the value itself, so that `unwrap()` and `expect()` work for every
+/// `T`, `Debug` or not.
+impl<T> fmt::Debug for Rejected<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rejected")
+            .field("value", &format_args!("<{}>", core::any::type_name::<T>()))
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+impl<T> fmt::Display for Rejected<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "value of type {} was not leaked: {}", core::any::type_name::<T>(), self.error)
+    }
+}
+
+impl<T> std::error::Error for Rejected<T> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl<T> From<Rejected<T>> for LeakError {
+    /// Drops the value and keeps the reason, for callers that only propagate errors.
+    fn from(rejected: Rejected<T>) -> Self {
+        rejected.error
+    }
+}

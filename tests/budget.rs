@@ -1,0 +1,445 @@
+//! `LeakBudget`: leaking, refusals, accounting and bad input.
+
+use core::alloc::Layout;
+use std::cell::Cell;
+use std::sync::Barrier;
+use std::thread;
+
+use leak_budget::{LeakBudget, LeakError, MAX_ALIGN, Rejected, Stats};
+
+/// Fewer iterations under Miri, which is slow, and the full count natively.
+const fn scaled(native: usize, miri: usize) -> usize {
+    if cfg!(miri) { miri } else { native }
+}
+
+/// A `'static` budget for one test (a local one would work too; `'static` lets threads borrow it freely).
+fn budget(limit: usize) -> &'static LeakBudget {
+    Box::leak(Box::new(LeakBudget::named("test", limit)))
+}
+
+/// Asserts that no two `[start, start + len)` ranges overlap.
+fn assert_disjoint(mut ranges: Vec<(usize, usize)>) {
+    ranges.sort_unstable();
+    for pair in ranges.windows(2) {
+        let ((a, a_len), (b, _)) = (pair[0], pair[1]);
+        assert!(a + a_len <= b, "ranges {a:#x}+{a_len} and {b:#x} overlap");
+    }
+}
+
+/// Everything but the rejection counter.
+fn without_rejections(stats: Stats) -> Stats {
+    let mut stats = stats;
+    stats.rejections = 0;
+    stats
+}
+
+#[test]
+fn leaked_values_are_intact_aligned_and_disjoint() {
+    #[repr(align(64))]
+    #[derive(Debug, PartialEq)]
+    struct Wide(u8);
+
+    let budget = budget(1 << 20);
+    let mut ranges = Vec::new();
+    for i in 0..scaled(2000, 200) {
+        let byte: &'static mut u8 = budget.leak(i as u8).unwrap();
+        let word: &'static mut u64 = budget.leak(i as u64 * 3).unwrap();
+        let wide: &'static mut Wide = budget.leak(Wide(i as u8)).unwrap();
+        let text: &'static str = budget.leak_str(&format!("item-{i}")).unwrap();
+        assert_eq!((*byte, *word, wide.0, text), (i as u8, i as u64 * 3, i as u8, format!("item-{i}").as_str()));
+        assert_eq!(core::ptr::from_ref(word).addr() % 8, 0);
+        assert_eq!(core::ptr::from_ref(wide).addr() % 64, 0);
+        ranges.push((core::ptr::from_ref(byte).addr(), 1));
+        ranges.push((core::ptr::from_ref(word).addr(), 8));
+        ranges.push((core::ptr::from_ref(wide).addr(), 64));
+        ranges.push((text.as_ptr().addr(), text.len()));
+    }
+    assert_disjoint(ranges);
+    let stats = budget.stats();
+    assert_eq!(stats.allocations, scaled(2000, 200) * 4);
+    assert!(stats.used <= stats.reserved && stats.reserved <= stats.limit, "{stats}");
+}
+
+#[test]
+fn figures_track_each_request() {
+    let budget = budget(1 << 20);
+    assert_eq!((budget.reserved(), budget.used(), budget.remaining()), (0, 0, 1 << 20));
+    budget.leak(7u32).unwrap();
+    let after_one = budget.stats();
+    assert_eq!((after_one.used, after_one.allocations, after_one.rejections), (4, 1, 0));
+    assert!(after_one.reserved >= LeakBudget::RECORD_BYTES + 4);
+    assert_eq!(after_one.peak_reserved, after_one.reserved);
+    assert_eq!(budget.remaining(), budget.limit() - after_one.reserved);
+
+    budget.leak_slice(&[1u16, 2, 3]).unwrap();
+    let after_two = budget.stats();
+    assert_eq!((after_two.used, after_two.allocations), (10, 2));
+    // The second value fits in the first chunk: nothing new is charged.
+    assert_eq!(after_two.reserved, after_one.reserved);
+}
+
+#[test]
+fn refused_value_comes_back_and_nothing_else_changes() {
+    let budget = budget(16 << 10);
+    budget.leak(1u8).unwrap();
+    let before = budget.stats();
+    let precious = vec![String::from("keep me"); 4000];
+    let refused: Rejected<Vec<String>> = budget.leak_vec(precious).unwrap_err();
+    assert!(matches!(refused.error(), LeakError::BudgetExceeded { budget: "test", limit: 16384, .. }));
+    let after = budget.stats();
+    assert_eq!(without_rejections(after), without_rejections(before));
+    assert_eq!(after.rejections, before.rejections + 1);
+    let back = refused.into_inner();
+    assert_eq!((back.len(), back[3999].as_str()), (4000, "keep me"));
+}
+
+#[test]
+fn budget_exceeded_says_what_was_asked_what_was_left_and_what_to_do() {
+    let budget = budget(4096);
+    let error = budget.leak([0u8; 8192]).unwrap_err().into_parts().1;
+    let LeakError::BudgetExceeded { budget: name, requested, remaining, limit } = error.clone() else {
+        panic!("unexpected error {error:?}");
+    };
+    assert_eq!((name, remaining, limit), ("test", 4096, 4096));
+    assert!(requested > 8192);
+    let message = error.to_string();
+    for needle in ["`test`", &requested.to_string(), "4096", "raise the limit", "LEAK_BUDGET"] {
+        assert!(message.contains(needle), "{needle:?} missing from {message:?}");
+    }
+}
+
+#[test]
+fn zero_budget_refuses_every_byte_and_serves_zero_sized_requests() {
+    let budget = budget(0);
+    budget.leak(()).unwrap();
+    budget.leak([0u64; 0]).unwrap();
+    assert_eq!(budget.leak_str("").unwrap(), "");
+    assert_eq!(budget.leak_slice::<u32>(&[]).unwrap(), &[] as &[u32]);
+    assert_eq!(budget.leak_vec(vec![(); 1000]).unwrap().len(), 1000);
+    assert_eq!(budget.leak_uninit_slice::<u8>(0).unwrap().len(), 0);
+    assert_eq!(budget.reserved(), 0);
+
+    let refused = budget.leak(5u8).unwrap_err();
+    assert_eq!(*refused.value(), 5);
+    assert!(matches!(refused.error(), LeakError::BudgetExceeded { remaining: 0, limit: 0, .. }));
+    assert!(budget.leak_str("x").is_err());
+    assert!(budget.leak_with(|| -> u8 { panic!("not called") }).is_err());
+    let stats = budget.stats();
+    assert_eq!((stats.reserved, stats.used, stats.allocations, stats.rejections, stats.blocks), (0, 0, 0, 3, 0));
+}
+
+#[test]
+fn zero_sized_values_are_aligned_and_free() {
+    #[repr(align(4096))]
+    struct Aligned;
+
+    let budget = budget(1 << 20);
+    let unit: &'static mut () = budget.leak(()).unwrap();
+    let aligned: &'static mut Aligned = budget.leak(Aligned).unwrap();
+    assert_eq!(core::ptr::from_mut(aligned).addr() % 4096, 0);
+    let _ = unit;
+    let zsts = budget.leak_vec(vec![Aligned, Aligned]).unwrap();
+    assert_eq!(zsts.len(), 2);
+    assert_eq!(zsts.as_ptr().addr() % 4096, 0);
+    assert_eq!((budget.reserved(), budget.stats().allocations), (0, 0));
+}
+
+#[test]
+fn first_request_threshold_is_exact_and_a_refusal_charges_nothing() {
+    for layout in [Layout::new::<[u8; 24]>(), Layout::new::<u8>(), Layout::from_size_align(3000, 512).unwrap()] {
+        let bound = LeakBudget::RECORD_BYTES + LeakBudget::max_charge_for(layout);
+        assert!(budget(bound).leak_layout(layout).is_ok(), "{layout:?} must fit in {bound}");
+        // The smallest limit that serves this first request: every smaller limit refuses it and charges nothing.
+        let (mut refuses, mut serves) = (0, bound);
+        while serves - refuses > 1 {
+            let mid = usize::midpoint(refuses, serves);
+            if budget(mid).leak_layout(layout).is_ok() { serves = mid } else { refuses = mid }
+        }
+        assert!(serves > layout.size(), "bookkeeping is charged too");
+        let just_short = budget(serves - 1);
+        assert!(matches!(just_short.leak_layout(layout), Err(LeakError::BudgetExceeded { .. })));
+        assert_eq!((just_short.reserved(), just_short.stats().rejections), (0, 1));
+        // A limit equal to the value's size, or one less, cannot hold it with its bookkeeping.
+        for limit in [layout.size(), layout.size() - 1] {
+            assert!(budget(limit).leak_layout(layout).is_err());
+        }
+    }
+}
+
+#[test]
+fn a_request_that_fits_in_what_remains_is_served() {
+    let budget = budget(64 << 10);
+    budget.leak(0u8).unwrap();
+    let layout = Layout::new::<[u64; 3]>();
+    // Keep leaking while the documented bound says there is room: none of these may fail.
+    while budget.remaining() >= LeakBudget::max_charge_for(layout) {
+        budget.leak([1u64; 3]).expect("room for it was left");
+    }
+    let stats = budget.stats();
+    assert!(stats.reserved <= stats.limit);
+    assert_eq!(stats.rejections, 0);
+}
+
+#[test]
+fn oversized_and_overflowing_requests_fail_cleanly() {
+    let budget = budget(1 << 20);
+    let huge = budget.leak_uninit_slice::<u64>(usize::MAX / 4).unwrap_err();
+    assert_eq!(huge, LeakError::SizeOverflow { elem_size: 8, len: usize::MAX / 4 });
+    let max_layout = Layout::from_size_align(isize::MAX as usize, 1).unwrap();
+    assert!(matches!(budget.leak_layout(max_layout), Err(LeakError::SizeOverflow { .. })));
+    let nearly = Layout::from_size_align(isize::MAX as usize / 2, 8).unwrap();
+    assert!(matches!(budget.leak_layout(nearly), Err(LeakError::BudgetExceeded { .. })));
+    assert_eq!(budget.reserved(), 0, "nothing was charged for requests that could never fit");
+    assert_eq!(budget.stats().rejections, 3);
+    budget.leak(1u8).unwrap();
+}
+
+#[test]
+fn alignments_up_to_the_maximum_work_and_beyond_it_fail_cleanly() {
+    let budget = budget(1 << 20);
+    for shift in [0, 3, 4, 7, 12, 16, 20, 29] {
+        let align = 1usize << shift;
+        let bytes = budget.leak_layout(Layout::from_size_align(24, align).unwrap()).unwrap();
+        assert_eq!((bytes.len(), bytes.as_ptr().addr() % align), (24, 0), "align 2^{shift}");
+    }
+    let too_strict = Layout::from_size_align(1, MAX_ALIGN * 2).unwrap();
+    assert_eq!(budget.leak_layout(too_strict).unwrap_err(), LeakError::UnsupportedAlignment { align: MAX_ALIGN * 2 });
+    let stats = budget.stats();
+    assert!(stats.reserved <= stats.limit && stats.rejections == 1, "{stats}");
+}
+
+#[test]
+fn a_million_rejections_overflow_nothing() {
+    let budget = budget(0);
+    let count = scaled(1_000_000, 2_000);
+    for i in 0..count {
+        assert_eq!(budget.leak(i).unwrap_err().into_inner(), i);
+    }
+    let stats = budget.stats();
+    assert_eq!((stats.rejections, stats.reserved, stats.allocations), (count, 0, 0));
+}
+
+#[test]
+fn leak_with_runs_the_initialiser_only_after_reserving() {
+    let budget = budget(1 << 20);
+    let calls = Cell::new(0);
+    let value = budget
+        .leak_with(|| {
+            calls.set(calls.get() + 1);
+            [9u32; 256]
+        })
+        .unwrap();
+    assert_eq!((value[255], calls.get()), (9, 1));
+
+    let empty = self::budget(0);
+    assert!(empty.leak_with(|| calls.set(calls.get() + 1)).is_ok(), "a zero-sized value needs no room");
+    assert!(empty.leak_with(|| -> u64 { unreachable!("not called when refused") }).is_err());
+    assert_eq!(calls.get(), 2);
+}
+
+#[test]
+fn leak_with_may_leak_into_the_same_budget_from_its_initialiser() {
+    let budget = budget(1 << 20);
+    let outer = budget.leak_with(|| budget.leak_str("inner").unwrap()).unwrap();
+    assert_eq!(*outer, "inner");
+    let outer_at = core::ptr::from_ref(outer).addr();
+    let inner_at = outer.as_ptr().addr();
+    assert!(inner_at + 5 <= outer_at || outer_at + 16 <= inner_at, "disjoint");
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "unwinding through a panicking initialiser is covered natively; slow under Miri")]
+fn a_panicking_initialiser_leaves_the_budget_consistent() {
+    let budget = budget(1 << 20);
+    let result = std::panic::catch_unwind(|| budget.leak_with(|| -> [u8; 32] { panic!("initialiser failed") }));
+    assert!(result.is_err());
+    let stats = budget.stats();
+    // The reserved bytes are counted as used (documented); nothing else changed.
+    assert_eq!((stats.used, stats.allocations), (32, 1));
+    assert!(stats.used <= stats.reserved && stats.reserved <= stats.limit);
+    assert_eq!(*budget.leak(5u8).unwrap(), 5);
+}
+
+#[test]
+fn leak_vec_moves_elements_without_dropping_them() {
+    struct CountsDrops<'a>(&'a Cell<usize>);
+    impl Drop for CountsDrops<'_> {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+    let drops: &'static Cell<usize> = Box::leak(Box::new(Cell::new(0)));
+    let budget = budget(1 << 20);
+    let values = (0..10).map(|_| CountsDrops(drops)).collect::<Vec<_>>();
+    let leaked = budget.leak_vec(values).unwrap();
+    assert_eq!((leaked.len(), drops.get()), (10, 0));
+    let Err(refused) = self::budget(0).leak_vec((0..3).map(|_| CountsDrops(drops)).collect()) else {
+        panic!("a zero budget cannot hold three values");
+    };
+    assert_eq!(drops.get(), 0, "a refused vec is given back, not dropped");
+    drop(refused);
+    assert_eq!(drops.get(), 3);
+}
+
+#[test]
+fn a_dropped_local_budget_leaves_its_references_valid() {
+    let leaked: Vec<&'static str> = {
+        let local = LeakBudget::named("local", 1 << 20);
+        (0..100).map(|i| local.leak_str(&format!("value {i}")).unwrap()).collect()
+    };
+    for (i, text) in leaked.iter().enumerate() {
+        assert_eq!(*text, format!("value {i}"));
+    }
+}
+
+#[test]
+fn values_cross_threads_as_static_references() {
+    let budget = budget(1 << 20);
+    let shared: &'static Vec<u32> = budget.leak((0..100).collect()).unwrap();
+    let threads: Vec<_> = (0..4).map(|t| thread::spawn(move || shared.iter().sum::<u32>() + t)).collect();
+    let sums: Vec<u32> = threads.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(sums, [4950, 4951, 4952, 4953]);
+}
+
+#[test]
+fn concurrent_leaks_are_disjoint_and_stay_within_the_limit() {
+    let threads = 4;
+    let per_thread = scaled(20_000, 200);
+    let budget = budget(4 << 20);
+    let barrier = Barrier::new(threads);
+    let ranges: Vec<Vec<(usize, usize)>> = thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    let mut ranges = Vec::with_capacity(per_thread);
+                    for i in 0..per_thread {
+                        let value = budget.leak([t as u64, i as u64, 7]).unwrap();
+                        assert_eq!(*value, [t as u64, i as u64, 7]);
+                        ranges.push((core::ptr::from_ref(value).addr(), 24));
+                        assert!(budget.reserved() <= budget.limit());
+                    }
+                    ranges
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    assert_disjoint(ranges.concat());
+    let stats = budget.stats();
+    assert_eq!(stats.allocations, threads * per_thread);
+    assert_eq!(stats.used, threads * per_thread * 24);
+    assert!(stats.reserved <= stats.limit && stats.peak_reserved <= stats.limit);
+}
+
+/// Leaks 24-byte values on `threads` threads until the first refusal on any of them; returns the bytes handed out
+/// at that moment (read by the refused thread right after its refusal, while the others may still be allocating).
+fn used_at_first_refusal(limit: usize, threads: usize) -> (usize, Stats) {
+    let budget = budget(limit);
+    let barrier = Barrier::new(threads);
+    let first_refusal = std::sync::OnceLock::new();
+    thread::scope(|scope| {
+        for _ in 0..threads {
+            let (barrier, first_refusal) = (&barrier, &first_refusal);
+            scope.spawn(move || {
+                barrier.wait();
+                while first_refusal.get().is_none() {
+                    if budget.leak([0u64; 3]).is_err() {
+                        let _ = first_refusal.set(budget.stats());
+                    }
+                }
+            });
+        }
+    });
+    let stats = *first_refusal.get().expect("the budget ran out");
+    (stats.used, stats)
+}
+
+#[test]
+fn one_thread_hands_out_at_least_95_percent_before_its_first_refusal() {
+    for limit in [64 << 10, 1 << 20, scaled(64 << 20, 2 << 20)] {
+        let (used, stats) = used_at_first_refusal(limit, 1);
+        assert!(used * 100 >= limit * 95, "{used} of {limit} handed out\n{stats}");
+        assert!(stats.reserved <= stats.limit);
+    }
+}
+
+#[test]
+fn two_threads_hand_out_at_least_90_percent() {
+    for limit in [256 << 10, 4 << 20, scaled(64 << 20, 4 << 20)] {
+        let (used, stats) = used_at_first_refusal(limit, 2);
+        assert!(used * 100 >= limit * 90, "{used} of {limit} handed out\n{stats}");
+        assert!(stats.reserved <= stats.limit);
+    }
+}
+
+#[test]
+fn threads_that_exit_hand_their_lanes_to_later_threads() {
+    let budget = budget(1 << 20);
+    for round in 0..scaled(20, 4) {
+        thread::spawn(move || budget.leak(round).unwrap()).join().unwrap();
+    }
+    let stats = budget.stats();
+    assert_eq!(stats.lanes, 1, "each exiting thread released its lane for the next\n{stats}");
+    assert_eq!(stats.blocks, 1, "and its chunk\n{stats}");
+}
+
+#[test]
+fn a_thread_using_many_budgets_keeps_working() {
+    let budgets: Vec<&'static LeakBudget> = (0..10).map(|_| budget(64 << 10)).collect();
+    for round in 0..scaled(50, 5) {
+        for (i, budget) in budgets.iter().enumerate() {
+            assert_eq!(*budget.leak(round * 100 + i).unwrap(), round * 100 + i);
+        }
+    }
+    for budget in budgets {
+        let stats = budget.stats();
+        assert_eq!(stats.allocations, scaled(50, 5));
+        // Evicted lanes are re-adopted, not multiplied.
+        assert_eq!(stats.lanes, 1, "{stats}");
+    }
+}
+
+#[test]
+fn leaking_from_a_thread_local_destructor_works() {
+    struct LeaksOnExit(&'static LeakBudget);
+    impl Drop for LeaksOnExit {
+        fn drop(&mut self) {
+            assert_eq!(self.0.leak_str("from a destructor").unwrap(), "from a destructor");
+        }
+    }
+    thread_local! {
+        static ON_EXIT: Cell<Option<LeaksOnExit>> = const { Cell::new(None) };
+    }
+    // Thread-local destructors run in reverse order of first use: registering ours before the thread's first leak
+    // makes it run after the crate's own per-thread state is gone (the late path); after it, before (the usual path).
+    for destructor_first in [true, false] {
+        let budget = budget(1 << 20);
+        thread::spawn(move || {
+            if destructor_first {
+                ON_EXIT.with(|slot| slot.set(Some(LeaksOnExit(budget))));
+                budget.leak(1u8).unwrap();
+            } else {
+                budget.leak(1u8).unwrap();
+                ON_EXIT.with(|slot| slot.set(Some(LeaksOnExit(budget))));
+            }
+        })
+        .join()
+        .unwrap();
+        let stats = budget.stats();
+        assert_eq!((stats.allocations, stats.used), (2, 18));
+        assert_eq!(stats.lanes, 1, "the late path borrows the lane the exiting thread released\n{stats}");
+    }
+}
+
+#[test]
+fn display_and_debug_name_the_budget() {
+    static NAMED: LeakBudget = LeakBudget::named("config", 1 << 20);
+    NAMED.leak(1u32).unwrap();
+    assert!(NAMED.to_string().starts_with("config: "));
+    let debug = format!("{NAMED:?}");
+    assert!(debug.contains("\"config\"") && debug.contains("limit: 1048576"), "{debug}");
+    let table = NAMED.stats().to_string();
+    assert!(table.contains("allocations") && table.contains("rejections"), "{table}");
+}
