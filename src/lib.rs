@@ -13,12 +13,18 @@
 mod account;
 mod arena;
 mod budget;
+mod cache;
 mod config;
 mod error;
 mod global;
+mod intern;
 mod lane;
+mod once;
+mod report;
 mod stats;
 mod sync;
+mod table;
+mod tree;
 
 pub use budget::LeakBudget;
 pub use config::{DEFAULT_GLOBAL_LIMIT, LEAK_BUDGET_VAR, parse_size};

@@ -1,0 +1,2 @@
+//! Placeholder: filled in with its component.
+fn main() {}

@@ -1,0 +1,1 @@
+//! `StaticCache<K, V>`: a bounded memo cache of `&'static V`.

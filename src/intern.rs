@@ -1,0 +1,1 @@
+//! Interning into a budget: `Interner<T>`, `Interned<T>` and `intern()`.

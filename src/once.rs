@@ -1,0 +1,1 @@
+//! `LeakOnce<T>` and `leak_once!`: initialise once, share as `&'static T`.

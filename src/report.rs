@@ -1,0 +1,1 @@
+//! The leak report: every budget as a tree, with its figures.

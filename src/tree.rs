@@ -1,0 +1,1 @@
+//! Budget trees: child budgets charged to their ancestors.
