@@ -21,7 +21,11 @@ use crate::LeakError;
 use crate::arena::BlockHeader;
 use crate::lane::Lane;
 use crate::stats::Stats;
-use crate::sync::{AtomicPtr, AtomicUsize, Ordering::*, process};
+use crate::sync::{
+    AtomicPtr, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+    process,
+};
 
 /// The accounting record of one budget. Created by `arena::create_account`, never freed.
 #[derive(Debug)]
@@ -193,7 +197,7 @@ impl Account {
             match self.charge(size) {
                 Ok(()) => return Ok(size),
                 Err(refused) if size == min => return Err(refused),
-                Err(_) => continue,
+                Err(_) => {}
             }
         }
         self.charge(min).map(|()| min)

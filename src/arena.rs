@@ -10,13 +10,11 @@
 //! - dedicated block, for one value too large for a chunk: `[value | padding | BlockHeader]`, aligned to the value's
 //!   alignment, so a large alignment costs no padding in front of the value.
 //! - account and lane records: one allocation each, of their type's layout.
-//! - tables (interner, cache): charged while held, refunded when freed ([`alloc_table`], [`free_table`]).
 
 use core::alloc::Layout;
 use core::mem::{align_of, size_of};
 use core::ptr::{self, NonNull};
-#[allow(clippy::disallowed_methods)]
-use std::alloc::{alloc as global_alloc, dealloc as global_dealloc};
+use std::alloc::alloc as global_alloc;
 
 use crate::LeakError;
 use crate::account::Account;
@@ -107,12 +105,9 @@ pub(crate) fn take_chunk(
     want: usize,
 ) -> Result<(NonNull<u8>, NonNull<u8>), LeakError> {
     let size = account.charge_between(min, want.max(min), CHUNK_SHARE, CHUNK_ALIGN)?;
-    let layout = match Layout::from_size_align(size, CHUNK_ALIGN) {
-        Ok(layout) => layout,
-        Err(_) => {
-            account.refund(size);
-            return Err(LeakError::SizeOverflow { elem_size: size, len: 1 });
-        }
+    let Ok(layout) = Layout::from_size_align(size, CHUNK_ALIGN) else {
+        account.refund(size);
+        return Err(LeakError::SizeOverflow { elem_size: size, len: 1 });
     };
     let base = allocate(layout).inspect_err(|_| account.refund(size))?;
     // SAFETY: the allocation is `size >= CHUNK_HEADER` bytes long and aligned for `BlockHeader`.
@@ -126,7 +121,7 @@ pub(crate) fn take_chunk(
 pub(crate) fn chunk_bytes_for(layout: Layout) -> Option<usize> {
     let bytes = CHUNK_HEADER.checked_add(layout.size())?.checked_add(layout.align() - 1)?;
     let bytes = bytes.checked_next_multiple_of(CHUNK_ALIGN)?;
-    (bytes <= isize::MAX as usize).then_some(bytes)
+    (isize::try_from(bytes).is_ok()).then_some(bytes)
 }
 
 /// The block layout for a dedicated value of `layout`, and where its header goes. `None` if too large.
@@ -173,28 +168,6 @@ unsafe fn link_block(account: &Account, header: NonNull<BlockHeader>, bytes: usi
         unsafe { (*header.as_ptr()).next = head };
     }
     account.note_block();
-}
-
-/// Allocates memory for a hash table (interner, cache): charged to `account` while held, refunded by
-/// [`free_table`]. Unlike everything else here it is returned to the allocator, because nothing handed out points
-/// into it.
-pub(crate) fn alloc_table(account: &'static Account, layout: Layout) -> Result<NonNull<u8>, LeakError> {
-    account.charge(layout.size())?;
-    allocate(layout).inspect_err(|_| account.refund(layout.size()))
-}
-
-/// Frees memory from [`alloc_table`] and refunds its charge.
-///
-/// # Safety
-/// `ptr` must come from `alloc_table(account, layout)` with this `account` and `layout`, and must not be used
-/// afterwards.
-pub(crate) unsafe fn free_table(account: &Account, ptr: NonNull<u8>, layout: Layout) {
-    // SAFETY: the caller guarantees `ptr` was allocated with `layout` by the global allocator and is unused.
-    #[allow(clippy::disallowed_methods)]
-    unsafe {
-        global_dealloc(ptr.as_ptr(), layout)
-    };
-    account.refund(layout.size());
 }
 
 /// A non-null, suitably aligned pointer for a zero-sized value of alignment `align`. Nothing is allocated or charged.

@@ -9,7 +9,11 @@ use crate::account::{Account, saturating_increment};
 use crate::error::{LeakError, Rejected};
 use crate::lane::{self, Lane};
 use crate::stats::{Bytes, Stats};
-use crate::sync::{AtomicBool, AtomicPtr, AtomicUsize, Backoff, Ordering::*, loom_const_fn};
+use crate::sync::{
+    AtomicBool, AtomicPtr, AtomicUsize, Backoff,
+    Ordering::{Acquire, Relaxed, Release},
+    loom_const_fn,
+};
 use crate::{MAX_ALIGN, arena};
 
 /// A capped arena that hands out `&'static` references and returns an error, instead of allocating, once its limit
@@ -564,25 +568,19 @@ impl LeakBudget {
     fn alloc_slow(&self, layout: Layout) -> Result<NonNull<u8>, LeakError> {
         let account = match self.existing_account() {
             Some(account) => account,
-            None => {
-                // Refuse a first request that could not fit even in an empty budget before creating anything, so a
-                // refused request leaves the budget untouched.
-                let first = arena::least_charge_for(layout)
-                    .and_then(|least| least.checked_add(Self::RECORD_BYTES + size_of::<Lane>()))
-                    .ok_or(LeakError::SizeOverflow { elem_size: layout.size(), len: 1 });
-                match first {
-                    Ok(first) if first > self.limit => {
-                        let (limit, name) = (self.limit, self.name);
-                        let error =
-                            LeakError::BudgetExceeded { budget: name, requested: first, remaining: limit, limit };
-                        return Err(self.refuse(error));
-                    }
-                    Ok(_) => self.create_account().map_err(|error| self.refuse(error))?,
-                    Err(error) => return Err(self.refuse(error)),
-                }
-            }
+            None => self.first_account(layout).map_err(|error| self.refuse(error))?,
         };
         lane::alloc(account, layout).map_err(|error| self.refuse(error))
+    }
+
+    /// Creates the account for the budget's first request, unless the request could not fit even in the empty
+    /// budget (with the record and a lane): then nothing is created, so a refused request leaves the budget untouched.
+    fn first_account(&self, layout: Layout) -> Result<&'static Account, LeakError> {
+        let least = arena::least_charge_for(layout)
+            .and_then(|least| least.checked_add(size_of::<Lane>()))
+            .ok_or(LeakError::SizeOverflow { elem_size: layout.size(), len: 1 })?;
+        self.check_room(least)?;
+        self.create_account()
     }
 
     /// This budget's account, creating it (and its ancestors') on first use.
@@ -630,6 +628,24 @@ impl LeakBudget {
             let account = arena::create_account(self.limit, self.name, parent, self.prepaid)?;
             self.account.store(ptr::from_ref(account).cast_mut(), Release);
             return Ok(account);
+        }
+    }
+
+    /// Refuses, with the error a charge would give, if `bytes` more could not be charged right now (counting this
+    /// budget's record if it has none yet, and going up the tree). A check made before a multi-step operation (an
+    /// insert that may grow a table) so that a refusal changes nothing; the charges themselves still decide.
+    pub(crate) fn check_room(&self, bytes: usize) -> Result<(), LeakError> {
+        if let Some(account) = self.existing_account() {
+            return account.check_room(bytes);
+        }
+        let needed = bytes.saturating_add(Self::RECORD_BYTES);
+        if needed > self.limit {
+            let (budget, limit) = (self.name, self.limit);
+            return Err(LeakError::BudgetExceeded { budget, requested: needed, remaining: limit, limit });
+        }
+        match self.parent {
+            Some(parent) => parent.check_room(if self.prepaid { self.limit } else { needed }),
+            None => Ok(()),
         }
     }
 

@@ -28,6 +28,7 @@ impl LeakBudget {
     /// let global = LeakBudget::global();
     /// assert_eq!(global.name(), "global");
     /// let motd: &'static str = global.leak_str("welcome")?;
+    /// assert_eq!(motd, "welcome");
     /// # Ok::<(), leak_budget::LeakError>(())
     /// ```
     #[must_use]

@@ -30,7 +30,11 @@ use core::ptr::{self, NonNull};
 use crate::LeakError;
 use crate::account::Account;
 use crate::arena;
-use crate::sync::{AtomicBool, AtomicPtr, AtomicUsize, Backoff, Ordering::*, UnsafeCell, fence, thread_local_const};
+use crate::sync::{
+    AtomicBool, AtomicPtr, AtomicUsize, Backoff,
+    Ordering::{Acquire, Relaxed, Release},
+    UnsafeCell, fence, thread_local_const,
+};
 
 /// Size of a lane's first chunk. Small, so a thread that leaks one value does not hold a large chunk.
 const FIRST_CHUNK: usize = 4 << 10;
@@ -233,19 +237,18 @@ impl Held {
     fn lane_for(&self, account: &'static Account, reserve: usize) -> Result<&'static Lane, LeakError> {
         let key = ptr::from_ref(account);
         let found = self.slots.iter().position(|slot| slot.account.get() == key);
-        let (lane, from) = match found {
-            Some(index) => (self.slots[index].lane.get(), index),
-            None => {
-                // The allocator may be called in here; the slots are only touched after it returns.
-                let lane = ptr::from_ref(adopt_or_create(account, reserve)?);
-                let evicted = self.slots[HELD_SLOTS - 1].lane.replace(ptr::null());
-                // SAFETY: a lane in a slot is held by this thread (the `Held` invariant) and never freed; it leaves
-                // the cache here, and `Front` is overwritten below before anything can read it.
-                if let Some(evicted) = unsafe { evicted.as_ref() } {
-                    evicted.release();
-                }
-                (lane, HELD_SLOTS - 1)
+        let (lane, from) = if let Some(index) = found {
+            (self.slots[index].lane.get(), index)
+        } else {
+            // The allocator may be called in here; the slots are only touched after it returns.
+            let lane = ptr::from_ref(adopt_or_create(account, reserve)?);
+            let evicted = self.slots[HELD_SLOTS - 1].lane.replace(ptr::null());
+            // SAFETY: a lane in a slot is held by this thread (the `Held` invariant) and never freed; it leaves the
+            // cache here, and `Front` is overwritten below before anything can read it.
+            if let Some(evicted) = unsafe { evicted.as_ref() } {
+                evicted.release();
             }
+            (lane, HELD_SLOTS - 1)
         };
         for index in (1..=from).rev() {
             self.slots[index].set(self.slots[index - 1].account.get(), self.slots[index - 1].lane.get());

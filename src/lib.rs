@@ -7,7 +7,16 @@
     missing_debug_implementations
 )]
 #![warn(clippy::pedantic)]
-#![allow(clippy::module_name_repetitions, clippy::cast_precision_loss)]
+#![allow(
+    // Byte counts shown as percentages and sizes.
+    clippy::cast_precision_loss,
+    // Hash bits become indices and tags on purpose.
+    clippy::cast_possible_truncation,
+    // Raw allocations are cast to the types their layouts were computed for; each site says why it is aligned.
+    clippy::cast_ptr_alignment,
+    // Only on the allocation and look-up fast paths, where inlining was measured to matter.
+    clippy::inline_always
+)]
 #![doc(test(attr(deny(warnings))))]
 
 mod account;
@@ -30,6 +39,9 @@ pub use budget::LeakBudget;
 pub use config::{DEFAULT_GLOBAL_LIMIT, LEAK_BUDGET_VAR, parse_size};
 pub use error::{LeakError, Rejected};
 pub use global::{leak, leak_str};
+#[cfg(not(loom))]
+pub use intern::intern;
+pub use intern::{Internable, Interned, Interner};
 pub use stats::Stats;
 
 /// The largest alignment a budget accepts: 2^29, the largest alignment a Rust type can have.

@@ -56,6 +56,7 @@ impl Stats {
     /// static BUDGET: LeakBudget = LeakBudget::new(4096);
     /// assert_eq!(BUDGET.stats().remaining(), 4096);
     /// ```
+    #[must_use]
     pub const fn remaining(&self) -> usize {
         self.limit.saturating_sub(self.reserved)
     }
@@ -70,6 +71,7 @@ impl Stats {
     /// static BUDGET: LeakBudget = LeakBudget::new(4096);
     /// assert_eq!(BUDGET.stats().utilisation(), 0.0);
     /// ```
+    #[must_use]
     pub fn utilisation(&self) -> f64 {
         if self.limit == 0 { 1.0 } else { self.reserved as f64 / self.limit as f64 }
     }
@@ -99,7 +101,7 @@ impl fmt::Display for Stats {
         writeln!(f, "  peak reserved  {:>12}", Bytes(self.peak_reserved))?;
         writeln!(f, "  allocations    {:>12}", self.allocations)?;
         writeln!(f, "  rejections     {:>12}", self.rejections)?;
-        write!(f, "  blocks, lanes  {:>12}", format_args!("{}, {}", self.blocks, self.lanes))
+        write!(f, "  blocks, lanes  {:>12}", format!("{}, {}", self.blocks, self.lanes))
     }
 }
 
@@ -158,6 +160,6 @@ mod tests {
             assert!(table.contains(needle), "{needle:?} missing from\n{table}");
         }
         assert_eq!(stats.remaining(), 3072);
-        assert_eq!(stats.utilisation(), 0.25);
+        assert!((stats.utilisation() - 0.25).abs() < f64::EPSILON);
     }
 }

@@ -23,7 +23,7 @@ pub(crate) use crossbeam_utils::CachePadded;
 
 /// Atomics for process-wide `static`s that outlive any one loom execution.
 pub(crate) mod process {
-    pub(crate) use core::sync::atomic::{AtomicPtr, AtomicUsize};
+    pub(crate) use core::sync::atomic::AtomicPtr;
     pub(crate) use std::sync::OnceLock;
 }
 
@@ -105,7 +105,7 @@ impl<T> Mutex<T> {
     }
 
     /// Locks the mutex. A panic while the lock was held does not poison it: callers keep their state consistent
-    /// across unwinding themselves (parking_lot semantics in both builds).
+    /// across unwinding themselves (`parking_lot` semantics in both builds).
     #[inline]
     pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
         #[cfg(not(loom))]
@@ -153,6 +153,19 @@ impl Condvar {
 
     pub(crate) fn notify_all(&self) {
         self.0.notify_all();
+    }
+}
+
+/// A fresh hasher state for an interner or cache: randomly seeded (so that inputs cannot be crafted to collide), except
+/// under loom, which replays executions and needs every one to hash alike.
+pub(crate) fn hash_state() -> foldhash::fast::SeedableRandomState {
+    #[cfg(not(loom))]
+    {
+        foldhash::fast::SeedableRandomState::random()
+    }
+    #[cfg(loom)]
+    {
+        foldhash::fast::SeedableRandomState::fixed()
     }
 }
 
