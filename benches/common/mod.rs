@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod interners;
+
 /// Environment variable naming a corpus file: one token per line (for example every identifier of a source tree).
 pub const CORPUS_VAR: &str = "LEAK_BUDGET_CORPUS";
 
