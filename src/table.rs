@@ -148,12 +148,55 @@ impl Bucket {
     }
 }
 
-/// A directory header; `1 << depth` bucket pointers follow it in the same allocation.
+/// A directory header; `1 << depth` bucket pointers follow it in the same allocation. Only ever handled through a
+/// [`DirRef`], never a `&Directory`: a reference would cover the header alone, not the slots after it.
 #[repr(C)]
 #[derive(Debug)]
 struct Directory {
     /// Bits of the hash (after the shard bits) that index this directory. Immutable.
     depth: u32,
+}
+
+/// A published directory: a pointer whose provenance covers the whole allocation (header and slots).
+#[derive(Debug, Clone, Copy)]
+struct DirRef(NonNull<Directory>);
+
+impl DirRef {
+    /// The directory `raw` points to, if any.
+    ///
+    /// # Safety
+    /// `raw` must be null or a directory from `Table::new_directory` (fully written, never freed).
+    unsafe fn new(raw: *mut Directory) -> Option<DirRef> {
+        NonNull::new(raw).map(DirRef)
+    }
+
+    fn depth(self) -> u32 {
+        // SAFETY: a `DirRef` points to a written directory header, never freed; read through the raw pointer.
+        unsafe { (*self.0.as_ptr()).depth }
+    }
+
+    /// The directory's bucket pointers.
+    #[inline(always)]
+    fn slots(self) -> &'static [AtomicPtr<Bucket>] {
+        // SAFETY: a directory is always allocated with `Directory::layout(depth)`, whose slots start at
+        // `SLOTS_OFFSET`; its `1 << depth` slots are initialised before it is published (`new_directory`), and it is
+        // never freed. The pointer's provenance covers the whole allocation.
+        unsafe {
+            let first = self.0.cast::<u8>().add(Directory::SLOTS_OFFSET).cast::<AtomicPtr<Bucket>>();
+            core::slice::from_raw_parts(first.as_ptr(), 1 << self.depth())
+        }
+    }
+
+    /// The slot that `hash` selects.
+    #[inline(always)]
+    fn slot_of(self, hash: u64) -> usize {
+        let depth = self.depth();
+        if depth == 0 { 0 } else { (directory_bits(hash) >> (64 - depth)) as usize }
+    }
+
+    fn as_ptr(self) -> *mut Directory {
+        self.0.as_ptr()
+    }
 }
 
 impl Directory {
@@ -165,23 +208,6 @@ impl Directory {
         let (layout, offset) = Layout::new::<Directory>().extend(slots).expect("depth is at most MAX_DEPTH");
         debug_assert_eq!(offset, Self::SLOTS_OFFSET);
         (layout.pad_to_align(), offset)
-    }
-
-    /// The directory's bucket pointers.
-    #[inline]
-    fn slots(&self) -> &[AtomicPtr<Bucket>] {
-        // SAFETY: a directory is always allocated with `Directory::layout(depth)`, whose slots start at
-        // `SLOTS_OFFSET`, and its `1 << depth` slots are initialised before it is published (`new_directory`); it is
-        // never freed.
-        unsafe {
-            let first = ptr::from_ref(self).cast::<u8>().add(Self::SLOTS_OFFSET).cast::<AtomicPtr<Bucket>>();
-            core::slice::from_raw_parts(first, 1 << self.depth)
-        }
-    }
-
-    /// The slot that `hash` selects.
-    fn slot_of(&self, hash: u64) -> usize {
-        if self.depth == 0 { 0 } else { (directory_bits(hash) >> (64 - self.depth)) as usize }
     }
 }
 
@@ -234,9 +260,8 @@ impl Table {
     /// and a caller that must not miss falls back to [`find_locked`](Self::find_locked).
     #[inline(always)]
     pub(crate) fn find(&self, hash: u64, mut eq: impl FnMut(NonNull<u8>) -> bool) -> Option<NonNull<u8>> {
-        let directory = self.shard(hash).directory.load(Acquire);
         // SAFETY: directories are published fully initialised with `Release` (loaded with `Acquire`) and never freed.
-        let directory = unsafe { directory.as_ref() }?;
+        let directory = unsafe { DirRef::new(self.shard(hash).directory.load(Acquire)) }?;
         let mut bucket = directory.slots()[directory.slot_of(hash)].load(Acquire);
         let tag = tag_of(hash);
         // SAFETY: bucket pointers are published fully initialised with `Release` and never freed.
@@ -301,7 +326,7 @@ impl Table {
     /// Whether `hash`'s bucket (or its chain) has a free slot. Under the shard lock.
     fn has_room(shard: &Shard, hash: u64) -> bool {
         // SAFETY: under the shard lock the directory pointer is stable; directories are never freed.
-        let Some(directory) = (unsafe { shard.directory.load(Acquire).as_ref() }) else { return false };
+        let Some(directory) = (unsafe { DirRef::new(shard.directory.load(Acquire)) }) else { return false };
         let mut bucket = directory.slots()[directory.slot_of(hash)].load(Acquire);
         // SAFETY: buckets are never freed.
         while let Some(current) = unsafe { bucket.as_ref() } {
@@ -316,7 +341,7 @@ impl Table {
     /// The most one insert can charge for growing the table: one new bucket and a directory of twice the size.
     fn growth_bound(shard: &Shard) -> usize {
         // SAFETY: under the shard lock; directories are never freed.
-        let depth = unsafe { shard.directory.load(Acquire).as_ref() }.map_or(0, |d| d.depth);
+        let depth = unsafe { DirRef::new(shard.directory.load(Acquire)) }.map_or(0, DirRef::depth);
         let directory = Directory::layout((depth + 1).min(MAX_DEPTH)).0;
         LeakBudget::max_charge_for(Layout::new::<Bucket>()).saturating_add(LeakBudget::max_charge_for(directory))
     }
@@ -329,9 +354,9 @@ impl Table {
         rehash: &impl Fn(NonNull<u8>) -> u64,
     ) -> Result<(&'static Bucket, usize), LeakError> {
         loop {
-            let directory = match NonNull::new(shard.directory.load(Acquire)) {
-                // SAFETY: directories are never freed.
-                Some(directory) => unsafe { &*directory.as_ptr() },
+            // SAFETY: directories are published fully initialised and never freed.
+            let directory = match unsafe { DirRef::new(shard.directory.load(Acquire)) } {
+                Some(directory) => directory,
                 None => Self::first_directory(shard, budget)?,
             };
             // SAFETY: directory slots always point to published buckets, which are never freed.
@@ -373,10 +398,10 @@ impl Table {
     }
 
     /// The shard's first directory: depth 0, one empty bucket.
-    fn first_directory(shard: &Shard, budget: &LeakBudget) -> Result<&'static Directory, LeakError> {
+    fn first_directory(shard: &Shard, budget: &LeakBudget) -> Result<DirRef, LeakError> {
         let bucket: &'static Bucket = budget.leak_with(|| Bucket::new(0))?;
         let directory = Self::new_directory(budget, 0, |_| ptr::from_ref(bucket).cast_mut())?;
-        shard.directory.store(ptr::from_ref(directory).cast_mut(), Release);
+        shard.directory.store(directory.as_ptr(), Release);
         Ok(directory)
     }
 
@@ -385,7 +410,7 @@ impl Table {
         budget: &LeakBudget,
         depth: u32,
         bucket_at: impl Fn(usize) -> *mut Bucket,
-    ) -> Result<&'static Directory, LeakError> {
+    ) -> Result<DirRef, LeakError> {
         let (layout, offset) = Directory::layout(depth);
         let memory = budget.leak_layout(layout)?.as_mut_ptr().cast::<u8>();
         debug_assert_eq!(memory.addr() % align_of::<Directory>(), 0);
@@ -397,7 +422,7 @@ impl Table {
             for index in 0..1usize << depth {
                 slots.add(index).write(AtomicPtr::new(bucket_at(index)));
             }
-            Ok(&*memory.cast::<Directory>())
+            Ok(DirRef(NonNull::new_unchecked(memory.cast::<Directory>())))
         }
     }
 
@@ -407,17 +432,17 @@ impl Table {
     fn split(
         shard: &Shard,
         budget: &LeakBudget,
-        directory: &'static Directory,
+        directory: DirRef,
         bucket: &'static Bucket,
         hash: u64,
         rehash: &impl Fn(NonNull<u8>) -> u64,
     ) -> Result<(), LeakError> {
         let local = bucket.local_depth();
         let sibling: &'static Bucket = budget.leak_with(|| Bucket::new(local + 1))?;
-        let directory = if local == directory.depth {
+        let directory = if local == directory.depth() {
             let old = directory.slots();
-            let doubled = Self::new_directory(budget, directory.depth + 1, |index| old[index >> 1].load(Acquire))?;
-            shard.directory.store(ptr::from_ref(doubled).cast_mut(), Release);
+            let doubled = Self::new_directory(budget, directory.depth() + 1, |index| old[index >> 1].load(Acquire))?;
+            shard.directory.store(doubled.as_ptr(), Release);
             doubled
         } else {
             directory
@@ -437,7 +462,7 @@ impl Table {
         }
         // The bucket fills the `span` consecutive directory slots that share its `local` leading bits with `hash`;
         // the upper half of them now selects the sibling.
-        let span = 1usize << (directory.depth - local);
+        let span = 1usize << (directory.depth() - local);
         let first = directory.slot_of(hash) & !(span - 1);
         for slot in &directory.slots()[first + span / 2..first + span] {
             slot.store(ptr::from_ref(sibling).cast_mut(), Release);
@@ -460,12 +485,12 @@ impl Table {
         for shard in &self.shards {
             let _locked = shard.lock.lock();
             // SAFETY: under the shard lock; directories and buckets are never freed.
-            let Some(directory) = (unsafe { shard.directory.load(Acquire).as_ref() }) else { continue };
+            let Some(directory) = (unsafe { DirRef::new(shard.directory.load(Acquire)) }) else { continue };
             for (index, slot) in directory.slots().iter().enumerate() {
                 // SAFETY: directory slots point to published buckets, never freed.
                 let head = unsafe { &*slot.load(Acquire) };
                 // A bucket of local depth `d` fills `2^(depth - d)` consecutive slots: visit it from the first.
-                if index % (1 << (directory.depth - head.local_depth())) != 0 {
+                if index % (1 << (directory.depth() - head.local_depth())) != 0 {
                     continue;
                 }
                 let mut bucket = Some(head);
