@@ -105,8 +105,9 @@ impl Lane {
         loop {
             let before = self.switches.load(Acquire);
             if before % 2 == 0 {
-                let used =
-                    self.retired.load(Relaxed) + (self.top.load(Relaxed).addr() - self.cursor.load(Relaxed).addr());
+                // Wrapping: a read torn by a concurrent switch may mix two chunks; it is discarded just below.
+                let current = self.top.load(Relaxed).addr().wrapping_sub(self.cursor.load(Relaxed).addr());
+                let used = self.retired.load(Relaxed).wrapping_add(current);
                 fence(Acquire);
                 if self.switches.load(Relaxed) == before {
                     return used;
