@@ -50,6 +50,24 @@ macro_rules! thread_local_const {
 }
 pub(crate) use thread_local_const;
 
+/// Identifies a live thread (loom's model thread under loom), to tell the thread that holds a role from the others.
+#[cfg(not(loom))]
+pub(crate) type ThreadId = std::thread::ThreadId;
+#[cfg(loom)]
+pub(crate) type ThreadId = loom::thread::ThreadId;
+
+/// The calling thread's [`ThreadId`].
+pub(crate) fn current_thread_id() -> ThreadId {
+    #[cfg(not(loom))]
+    {
+        std::thread::current().id()
+    }
+    #[cfg(loom)]
+    {
+        loom::thread::current().id()
+    }
+}
+
 /// `UnsafeCell` with loom's closure-based access API, so both builds read the same.
 #[cfg(not(loom))]
 #[derive(Debug, Default)]
