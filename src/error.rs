@@ -85,6 +85,13 @@ pub enum LeakError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A [`LeakOnce`](crate::LeakOnce) already holds a value, so the one offered to
+    /// [`set`](crate::LeakOnce::set) was not stored (nothing was charged).
+    #[error(
+        "the cell already holds a value, so this one was not stored and nothing was charged; read the stored value \
+         with `get`, or use `get_or_init` to set it only when empty"
+    )]
+    AlreadySet,
 }
 
 /// A refused request that gives the caller's value back: nothing is dropped or lost.
