@@ -42,7 +42,14 @@ pub use global::{leak, leak_str};
 #[cfg(not(loom))]
 pub use intern::intern;
 pub use intern::{Internable, Interned, Interner};
+pub use once::{InitError, LeakOnce};
 pub use stats::Stats;
 
 /// The largest alignment a budget accepts: 2^29, the largest alignment a Rust type can have.
 pub const MAX_ALIGN: usize = 1 << 29;
+
+/// Items the crate's macros expand to. Not public API: no stability promise.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::once::LeakOnceSite;
+}

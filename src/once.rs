@@ -1,1 +1,794 @@
-//! `LeakOnce<T>` and `leak_once!`: initialise once, share as `&'static T`.
+//! [`LeakOnce`]: a once-cell whose value is leaked into a [`LeakBudget`], so it hands out `&'static T` wherever the
+//! cell itself lives; and [`leak_once!`](crate::leak_once), a cell per call site.
+//!
+//! # Protocol and memory orderings
+//!
+//! Both kinds of cell are a [`Slot`]: a pointer that is null until a value is published and never changes after, an
+//! *owner* (the thread running an initialiser, if any) guarded by a mutex, and a condition variable.
+//!
+//! - **Publication.** The owner runs the initialiser with no lock held, leaks the value into the budget (which writes
+//!   it), then stores its address with `Release`. [`LeakOnce::get`] loads the address with `Acquire`, so a thread that
+//!   sees the address also sees every write that built the value (and, for a call site, the value's recorded type).
+//!   That load is the whole fast path: no lock, no write, as in `OnceLock::get`.
+//! - **Exclusion.** The owner is claimed and released under the mutex, and the address is stored *before* the owner
+//!   is released. A thread that holds the mutex and finds neither an owner nor an address therefore knows that no
+//!   value was published and that nobody is initialising, and becomes the owner. At most one initialiser runs at a
+//!   time and none runs once a value is published: exactly one value is ever published, and it is charged once.
+//!   Under the mutex the address is still loaded with `Acquire`: an owner may have stored it and not yet released the
+//!   role, and only the `Release`/`Acquire` pair orders the value's contents then.
+//! - **Waiting.** Other callers wait on the condition variable while there is an owner, and re-check under the mutex
+//!   after every wake-up (spurious ones are harmless). The owner releases the role in a drop guard, which also runs
+//!   when the initialiser panics or the budget refuses the value, and wakes every waiter; the next one to take the
+//!   mutex becomes the owner and runs its own initialiser.
+//! - **Re-entrancy.** The owner is recorded as a thread id. A thread that finds itself recorded as the owner is calling
+//!   back into the cell from its own initialiser and would wait for itself forever, so it panics instead.
+
+use core::any::{TypeId, type_name};
+use core::convert::Infallible;
+use core::fmt;
+use core::marker::PhantomData;
+use core::ptr::{self, NonNull};
+
+use crate::sync::{
+    AtomicPtr, Condvar, Mutex,
+    Ordering::{Acquire, Relaxed, Release},
+    ThreadId, UnsafeCell, current_thread_id, loom_const_fn,
+};
+use crate::{LeakBudget, LeakError, Rejected};
+
+/// A once-cell whose value is leaked into a [`LeakBudget`]: it hands out `&'static T`, from any thread, even when
+/// the cell itself is a local or a field rather than a `static`.
+///
+/// - **Once.** However many threads race, exactly one initialiser's value is published and every caller gets the
+///   same reference; callers that find an initialiser running block (they do not spin) until it is done.
+/// - **Bounded.** The value is leaked into the cell's budget ([`LeakBudget::global`] for [`new`](Self::new), any
+///   `&'static LeakBudget` for [`in_budget`](Self::in_budget)) and charged once. The initialiser runs *before*
+///   anything is charged; if the budget refuses its value, the caller gets the value back in a [`Rejected`] and the
+///   cell stays empty, so a later call may try again.
+/// - **Panic-safe.** An initialiser that panics charges nothing and leaves the cell empty; threads waiting for it
+///   wake up and one of them initialises the cell.
+/// - **No silent deadlock.** An initialiser that calls back into its own cell (through `get_or_init`,
+///   `get_or_try_init` or `set`) makes that call panic with a message saying so.
+/// - **Never dropped.** The value lives in the budget until the process exits; dropping the cell drops nothing.
+///
+/// # Examples
+///
+/// ```
+/// use leak_budget::LeakOnce;
+///
+/// #[derive(Debug)]
+/// struct Config {
+///     workers: usize,
+/// }
+///
+/// static CONFIG: LeakOnce<Config> = LeakOnce::new();
+///
+/// let config: &'static Config = CONFIG.get_or_init(|| Config { workers: 4 })?;
+/// let handles: Vec<_> = (0..config.workers).map(|i| std::thread::spawn(move || i * config.workers)).collect();
+/// let total: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+/// assert_eq!(total, 24);
+/// assert!(std::ptr::eq(CONFIG.get().unwrap(), config));
+/// # Ok::<(), leak_budget::Rejected<Config>>(())
+/// ```
+///
+/// # Sharing across threads
+///
+/// Every thread that reads the cell gets a `&'static T` to the same value, so the cell can be shared or sent across
+/// threads only if `T: Sync`. Unlike `OnceLock`, `T: Send` is not required: the value is never moved, dropped or
+/// borrowed mutably once it is leaked. A cell of a non-`Sync` type cannot be a `static`:
+///
+/// ```compile_fail,E0277
+/// use std::cell::Cell;
+/// use leak_budget::LeakOnce;
+///
+/// static HITS: LeakOnce<Cell<u32>> = LeakOnce::new(); // error: `Cell<u32>` cannot be shared between threads
+/// ```
+///
+/// while one of a `Sync` type can:
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use leak_budget::LeakOnce;
+///
+/// static HITS: LeakOnce<AtomicU32> = LeakOnce::new();
+/// let hits = HITS.get_or_init(|| AtomicU32::new(0))?;
+/// std::thread::spawn(move || hits.fetch_add(1, Ordering::Relaxed)).join().unwrap();
+/// assert_eq!(hits.load(Ordering::Relaxed), 1);
+/// # Ok::<(), leak_budget::Rejected<AtomicU32>>(())
+/// ```
+///
+/// A local cell of a non-`Sync` type cannot be borrowed by another thread either:
+///
+/// ```compile_fail,E0277
+/// use std::cell::Cell;
+/// use leak_budget::{LeakBudget, LeakOnce};
+///
+/// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+/// let hits: LeakOnce<Cell<u32>> = LeakOnce::in_budget(&BUDGET);
+/// std::thread::scope(|s| {
+///     s.spawn(|| hits.get_or_init(|| Cell::new(0)).unwrap().set(1)); // error: `Cell<u32>` is not `Sync`
+/// });
+/// ```
+///
+/// while a local cell of a `Sync` type can:
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use leak_budget::{LeakBudget, LeakOnce};
+///
+/// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+/// let hits: LeakOnce<AtomicU32> = LeakOnce::in_budget(&BUDGET);
+/// std::thread::scope(|s| {
+///     s.spawn(|| hits.get_or_init(|| AtomicU32::new(0)).unwrap().store(1, Ordering::Relaxed));
+/// });
+/// assert_eq!(hits.get().unwrap().load(Ordering::Relaxed), 1);
+/// ```
+///
+/// Nor can such a cell be moved to another thread once this one holds its value:
+///
+/// ```compile_fail,E0277
+/// use std::cell::Cell;
+/// use leak_budget::{LeakBudget, LeakOnce};
+///
+/// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+/// let hits: LeakOnce<Cell<u32>> = LeakOnce::in_budget(&BUDGET);
+/// let mine: &'static Cell<u32> = hits.get_or_init(|| Cell::new(0)).unwrap();
+/// let theirs = std::thread::spawn(move || hits.get().unwrap().set(1)); // error: `Cell<u32>` is not `Sync`
+/// mine.set(2);
+/// ```
+///
+/// while one of a `Sync` type can:
+///
+/// ```
+/// use leak_budget::{LeakBudget, LeakOnce};
+///
+/// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+/// let limit: LeakOnce<u32> = LeakOnce::in_budget(&BUDGET);
+/// let mine: &'static u32 = limit.get_or_init(|| 10).unwrap();
+/// let theirs = std::thread::spawn(move || *limit.get().unwrap()).join().unwrap();
+/// assert_eq!((*mine, theirs), (10, 10));
+/// ```
+pub struct LeakOnce<T> {
+    /// The publication protocol. Invariant: a non-null `slot.value` is the address of a `T` leaked with
+    /// [`LeakBudget::leak`] (published only by [`LeakOnce::store`]).
+    slot: Slot,
+    /// The budget the value is leaked into; `None` for [`LeakBudget::global`], looked up only when a value is stored
+    /// (so a `const` cell can use it, and an invalid `LEAK_BUDGET` becomes an error of the call that stores).
+    budget: Option<&'static LeakBudget>,
+    /// The cell hands out `&'static T`: `Send` and `Sync` are implemented below, with the bounds that requires.
+    _value: PhantomData<*const T>,
+}
+
+// SAFETY: sharing a `&LeakOnce<T>` lets every thread that has it get the same `&'static T` (and run the initialiser),
+// so `T` is used through shared references from several threads at once: `T: Sync` is required. `T: Send` is not,
+// unlike for `OnceLock<T>` (whose `Sync` needs `T: Send + Sync`, because a value built on one thread may be dropped or
+// taken out on another): a value built for this cell is built, leaked and (when refused) handed back on the calling
+// thread, and once leaked it is never moved, dropped or borrowed mutably. The other fields (atomics, a mutex, a
+// condition variable and a `&'static LeakBudget`) are `Sync`.
+unsafe impl<T: Sync> Sync for LeakOnce<T> {}
+
+// SAFETY: a `LeakOnce<T>` moved to another thread hands out there the same `&'static T` the first thread may still
+// hold, so moving the cell shares the value: `T: Sync` is required. Moving the cell moves no `T` (the value lives in
+// the budget), so `T: Send` is not, unlike for `OnceLock<T>`, which owns its value. The other fields are `Send`.
+unsafe impl<T: Sync> Send for LeakOnce<T> {}
+
+impl<T> LeakOnce<T> {
+    loom_const_fn! {
+        /// An empty cell whose value will be leaked into the [global budget](LeakBudget::global), looked up when a
+        /// value is stored.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use leak_budget::LeakOnce;
+        ///
+        /// static GREETING: LeakOnce<String> = LeakOnce::new();
+        /// assert!(GREETING.get().is_none());
+        /// assert_eq!(GREETING.get_or_init(|| "hello".repeat(2))?, "hellohello");
+        /// # Ok::<(), leak_budget::Rejected<String>>(())
+        /// ```
+        #[must_use]
+        pub fn new() -> Self {
+            Self { slot: Slot::new(), budget: None, _value: PhantomData }
+        }
+    }
+
+    loom_const_fn! {
+        /// An empty cell whose value will be leaked into `budget`.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use leak_budget::{LeakBudget, LeakOnce};
+        ///
+        /// static CONFIG_BUDGET: LeakBudget = LeakBudget::named("config", 64 << 10);
+        /// static CONFIG: LeakOnce<Vec<String>> = LeakOnce::in_budget(&CONFIG_BUDGET);
+        ///
+        /// CONFIG.get_or_init(|| vec!["a".into(), "b".into()])?;
+        /// assert_eq!(CONFIG_BUDGET.stats().allocations, 1);
+        /// # Ok::<(), leak_budget::Rejected<Vec<String>>>(())
+        /// ```
+        #[must_use]
+        pub fn in_budget(budget: &'static LeakBudget) -> Self {
+            Self { slot: Slot::new(), budget: Some(budget), _value: PhantomData }
+        }
+    }
+}
+
+impl<T: 'static> LeakOnce<T> {
+    /// The value, if one was published. Never blocks: while an initialiser runs, this is `None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::{LeakBudget, LeakOnce};
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+    /// let cell = LeakOnce::in_budget(&BUDGET);
+    /// assert_eq!(cell.get(), None);
+    /// cell.set(7u8)?;
+    /// let seven: &'static u8 = cell.get().unwrap();
+    /// drop(cell); // the value lives in the budget, not in the cell
+    /// assert_eq!(*seven, 7);
+    /// # Ok::<(), leak_budget::Rejected<u8>>(())
+    /// ```
+    #[inline]
+    #[must_use]
+    pub fn get(&self) -> Option<&'static T> {
+        // SAFETY: by the `LeakOnce::slot` invariant a non-null address is that of a `T` leaked into a budget, which is
+        // never freed, moved or borrowed mutably; the `Acquire` load in `Slot::load` makes its contents visible.
+        unsafe { self.slot.load().cast::<T>().as_ref() }
+    }
+
+    /// Stores `value` if the cell is empty, and returns the stored value. If another thread is initialising the cell,
+    /// waits for it to finish first.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`] holding `value` unchanged, and:
+    /// - [`LeakError::AlreadySet`] if the cell already holds a value (read it with [`get`](Self::get)); nothing is
+    ///   charged;
+    /// - [`LeakError::BudgetExceeded`] or [`LeakError::AllocFailed`] if the budget cannot store it;
+    /// - [`LeakError::InvalidConfig`] for a cell made with [`new`](Self::new) if `LEAK_BUDGET` is invalid.
+    ///
+    /// In every case but the first, the cell stays empty.
+    ///
+    /// # Panics
+    ///
+    /// If called from an initialiser running for this cell on the same thread, which would otherwise wait for itself
+    /// forever.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::{LeakBudget, LeakError, LeakOnce};
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+    /// static MOTD: LeakOnce<String> = LeakOnce::in_budget(&BUDGET);
+    ///
+    /// assert_eq!(MOTD.set("first".to_owned())?, "first");
+    /// let refused = MOTD.set("second".to_owned()).unwrap_err();
+    /// assert_eq!(refused.error(), &LeakError::AlreadySet);
+    /// assert_eq!(refused.into_inner(), "second");
+    /// assert_eq!(MOTD.get().unwrap(), "first");
+    /// # Ok::<(), leak_budget::Rejected<String>>(())
+    /// ```
+    pub fn set(&self, value: T) -> Result<&'static T, Rejected<T>> {
+        if self.get().is_some() {
+            return Err(Rejected::new(value, LeakError::AlreadySet));
+        }
+        match self.slot.claim(CellName::Typed(type_name::<T>())) {
+            Ok(owner) => self.store(owner, value),
+            Err(_published) => Err(Rejected::new(value, LeakError::AlreadySet)),
+        }
+    }
+
+    /// The value, initialised with `f` if the cell is empty.
+    ///
+    /// If another thread is running its initialiser, waits (blocked, not spinning) until it is done, then returns its
+    /// value, or, if it stored nothing (it panicked or its value was refused), tries again with `f`. `f` runs at most
+    /// once per call, on the calling thread, with no lock held, and before anything is charged.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`] holding the value `f` returned if it cannot be stored: [`LeakError::BudgetExceeded`] or
+    /// [`LeakError::AllocFailed`] from the budget, or [`LeakError::InvalidConfig`] for a cell made with
+    /// [`new`](Self::new) if `LEAK_BUDGET` is invalid. The cell stays empty and nothing is charged.
+    ///
+    /// # Panics
+    ///
+    /// If `f` panics: the panic propagates, the cell stays empty and nothing is charged. If `f` (or anything it calls
+    /// on this thread) calls `get_or_init`, [`get_or_try_init`](Self::get_or_try_init) or [`set`](Self::set) on this
+    /// same cell: that inner call panics rather than wait for itself forever (so does [`OnceLock`], but it
+    /// deadlocks instead). Cells that wait for each other across threads (`a`'s initialiser needs `b` while `b`'s,
+    /// on another thread, needs `a`) still deadlock, as locks taken in opposite orders do.
+    ///
+    /// [`OnceLock`]: std::sync::OnceLock
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::{LeakBudget, LeakOnce};
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+    /// static PRIMES: LeakOnce<Vec<u32>> = LeakOnce::in_budget(&BUDGET);
+    ///
+    /// let primes = PRIMES.get_or_init(|| (2..50).filter(|n| (2..*n).all(|d| n % d != 0)).collect())?;
+    /// assert_eq!(primes[..5], [2, 3, 5, 7, 11]);
+    /// let again = PRIMES.get_or_init(|| unreachable!("already initialised"))?;
+    /// assert!(std::ptr::eq(primes, again));
+    /// # Ok::<(), leak_budget::Rejected<Vec<u32>>>(())
+    /// ```
+    ///
+    /// A value the budget cannot hold comes back, and the cell stays empty:
+    ///
+    /// ```
+    /// use leak_budget::{LeakBudget, LeakOnce};
+    ///
+    /// static TINY: LeakBudget = LeakBudget::new(16);
+    /// static TABLE: LeakOnce<[u64; 64]> = LeakOnce::in_budget(&TINY);
+    ///
+    /// let refused = TABLE.get_or_init(|| [1; 64]).unwrap_err();
+    /// assert_eq!(refused.into_inner(), [1; 64]);
+    /// assert!(TABLE.get().is_none());
+    /// ```
+    #[inline]
+    pub fn get_or_init(&self, f: impl FnOnce() -> T) -> Result<&'static T, Rejected<T>> {
+        if let Some(value) = self.get() {
+            return Ok(value);
+        }
+        match self.initialize(|| Ok::<T, Infallible>(f())) {
+            Ok(value) => Ok(value),
+            Err(InitError::Leak(rejected)) => Err(rejected),
+            Err(InitError::Init(never)) => match never {},
+        }
+    }
+
+    /// The value, initialised with `f` if the cell is empty; if `f` fails, its error is returned and the cell stays
+    /// empty. Otherwise as [`get_or_init`](Self::get_or_init).
+    ///
+    /// # Errors
+    ///
+    /// - [`InitError::Init`] with `f`'s error: nothing was leaked or charged.
+    /// - [`InitError::Leak`] with `f`'s value and the reason it could not be stored, as for
+    ///   [`get_or_init`](Self::get_or_init).
+    ///
+    /// Either way the cell stays empty, and a later call may try again.
+    ///
+    /// # Panics
+    ///
+    /// As [`get_or_init`](Self::get_or_init): if `f` panics, or calls back into this cell on the same thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::{InitError, LeakBudget, LeakOnce};
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+    /// static PORT: LeakOnce<u16> = LeakOnce::in_budget(&BUDGET);
+    ///
+    /// let bad = PORT.get_or_try_init(|| "http".parse::<u16>());
+    /// assert!(matches!(bad, Err(InitError::Init(_))));
+    /// assert!(PORT.get().is_none());
+    ///
+    /// let port = PORT.get_or_try_init(|| "8080".parse::<u16>())?;
+    /// assert_eq!(*port, 8080);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn get_or_try_init<E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<&'static T, InitError<T, E>> {
+        if let Some(value) = self.get() {
+            return Ok(value);
+        }
+        self.initialize(f)
+    }
+
+    /// The slow path of the `get_or_*` methods: waits for the owner role or a published value.
+    #[cold]
+    fn initialize<E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<&'static T, InitError<T, E>> {
+        match self.slot.claim(CellName::Typed(type_name::<T>())) {
+            // SAFETY: by the `LeakOnce::slot` invariant the published address is that of a `T` leaked into a budget,
+            // never freed, moved or borrowed mutably; `claim` loaded it with `Acquire`.
+            Err(published) => Ok(unsafe { published.cast::<T>().as_ref() }),
+            Ok(owner) => {
+                // Should `f` panic, `owner` is dropped while unwinding: the cell stays empty and waiters wake up.
+                let value = f().map_err(InitError::Init)?;
+                self.store(owner, value).map_err(InitError::Leak)
+            }
+        }
+    }
+
+    /// Leaks `value` into the cell's budget and publishes it, as `owner`.
+    fn store(&self, owner: Owner<'_>, value: T) -> Result<&'static T, Rejected<T>> {
+        let budget = match self.budget {
+            Some(budget) => budget,
+            None => match LeakBudget::try_global() {
+                Ok(budget) => budget,
+                Err(error) => return Err(Rejected::new(value, error)),
+            },
+        };
+        let value: &'static T = budget.leak(value)?;
+        // The `LeakOnce::slot` invariant holds: `value` is a `T` leaked with `LeakBudget::leak`.
+        owner.publish(value);
+        Ok(value)
+    }
+}
+
+impl<T> Default for LeakOnce<T> {
+    /// An empty cell using the global budget, as [`LeakOnce::new`].
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: fmt::Debug + 'static> fmt::Debug for LeakOnce<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut cell = f.debug_struct("LeakOnce");
+        match self.get() {
+            Some(value) => cell.field("value", value),
+            None => cell.field("value", &format_args!("<empty>")),
+        };
+        cell.field("budget", &self.budget.map_or("global", LeakBudget::name)).finish_non_exhaustive()
+    }
+}
+
+/// Why [`LeakOnce::get_or_try_init`] returned no value: the initialiser's own error, or the budget's refusal of the
+/// value it built. Either way the cell stays empty.
+///
+/// # Examples
+///
+/// ```
+/// use leak_budget::{InitError, LeakBudget, LeakError, LeakOnce};
+///
+/// static NONE: LeakBudget = LeakBudget::new(0);
+/// static LIMITS: LeakOnce<Vec<u32>> = LeakOnce::in_budget(&NONE);
+///
+/// match LIMITS.get_or_try_init(|| "1,2,x".split(',').map(str::parse).collect::<Result<Vec<u32>, _>>()) {
+///     Err(InitError::Init(error)) => assert_eq!(error.to_string(), "invalid digit found in string"),
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// match LIMITS.get_or_try_init(|| "1,2,3".split(',').map(str::parse).collect::<Result<Vec<u32>, _>>()) {
+///     Err(InitError::Leak(refused)) => {
+///         assert!(matches!(refused.error(), LeakError::BudgetExceeded { .. }));
+///         assert_eq!(refused.into_inner(), [1, 2, 3]); // the parsed value comes back
+///     }
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub enum InitError<T, E> {
+    /// The initialiser returned this error. Nothing was leaked or charged.
+    Init(E),
+    /// The initialiser built a value that could not be stored; it is given back with the reason.
+    Leak(Rejected<T>),
+}
+
+/// Shows the initialiser's error, or the refusal (which names the value's type but does not show the value, so that
+/// `unwrap()` works for every `T`).
+impl<T, E: fmt::Debug> fmt::Debug for InitError<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Init(error) => f.debug_tuple("Init").field(error).finish(),
+            Self::Leak(rejected) => f.debug_tuple("Leak").field(rejected).finish(),
+        }
+    }
+}
+
+impl<T, E: fmt::Display> fmt::Display for InitError<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Init(error) => write!(f, "the initialiser failed, so the cell stays empty: {error}"),
+            Self::Leak(rejected) => write!(f, "the initialiser's {rejected}"),
+        }
+    }
+}
+
+impl<T, E: std::error::Error + 'static> std::error::Error for InitError<T, E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Init(error) => Some(error),
+            Self::Leak(rejected) => Some(rejected.error()),
+        }
+    }
+}
+
+/// Evaluates an expression at most once per call site, leaks its value, and returns the same `&'static` reference in
+/// a `Result` to every caller, from any thread.
+///
+/// - `leak_once!(expr)` leaks into the [global budget](LeakBudget::global);
+/// - `leak_once!(in budget, expr)` leaks into `budget`, a `&'static LeakBudget` (such as `&BUDGET` for a `static`),
+///   evaluated only when `expr` is.
+///
+/// Each call site has its own hidden `static` cell with the semantics of [`LeakOnce::get_or_init`]: callers racing
+/// the first evaluation wait for it; if the value cannot be stored it is returned in the `Err` and the next call
+/// evaluates `expr` again. `expr` is evaluated inside a closure, so `?` and `return` in it do not leave the enclosing
+/// function. Its type must be `Sync + 'static`.
+///
+/// As for any `static`, a call site inside a generic function is one cell for every instantiation of the function:
+/// the first value stored is the one every instantiation gets. Use a [`LeakOnce`] per type for values that depend on
+/// type parameters.
+///
+/// # Errors
+///
+/// `Err(`[`Rejected`]`)` holding the value of `expr` if it cannot be stored, as [`LeakOnce::get_or_init`].
+///
+/// # Panics
+///
+/// If `expr` panics (the panic propagates and a later call evaluates `expr` again), if `expr` reaches the same call
+/// site again on the same thread, or if a call site in a generic function is reached with a value of another type
+/// than the one it stored.
+///
+/// # Examples
+///
+/// ```
+/// use leak_budget::{LeakBudget, leak_once};
+///
+/// fn banner() -> &'static str {
+///     leak_once!(format!("{} v{}", "demo", 1)).expect("the banner fits in the global budget")
+/// }
+/// assert!(std::ptr::eq(banner(), banner())); // evaluated once
+/// assert_eq!(banner(), "demo v1");
+///
+/// static TABLES: LeakBudget = LeakBudget::named("tables", 1 << 20);
+/// fn squares() -> &'static [u64] {
+///     leak_once!(in &TABLES, (0..256u64).map(|i| i * i).collect::<Vec<_>>()).unwrap()
+/// }
+/// let from_threads: Vec<&'static [u64]> =
+///     (0..4).map(|_| std::thread::spawn(squares)).map(|h| h.join().unwrap()).collect();
+/// assert!(from_threads.iter().all(|s| std::ptr::eq(*s, squares())));
+/// assert_eq!(TABLES.stats().allocations, 1);
+/// ```
+///
+/// The value must be shareable across threads:
+///
+/// ```compile_fail,E0277
+/// use std::cell::Cell;
+///
+/// let hits: &'static Cell<u32> = leak_budget::leak_once!(Cell::new(0)).unwrap(); // error: `Cell<u32>` is not `Sync`
+/// ```
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+///
+/// let hits: &'static AtomicU32 = leak_budget::leak_once!(AtomicU32::new(0)).unwrap();
+/// hits.fetch_add(1, Ordering::Relaxed);
+/// ```
+#[macro_export]
+macro_rules! leak_once {
+    (in $budget:expr, $value:expr $(,)?) => {{
+        static SITE: $crate::__private::LeakOnceSite = $crate::__private::LeakOnceSite::new(::core::concat!(
+            ::core::file!(),
+            ":",
+            ::core::line!(),
+            ":",
+            ::core::column!()
+        ));
+        SITE.get_or_init(|| ::core::result::Result::Ok($budget), || $value)
+    }};
+    ($value:expr $(,)?) => {{
+        static SITE: $crate::__private::LeakOnceSite = $crate::__private::LeakOnceSite::new(::core::concat!(
+            ::core::file!(),
+            ":",
+            ::core::line!(),
+            ":",
+            ::core::column!()
+        ));
+        SITE.get_or_init($crate::LeakBudget::try_global, || $value)
+    }};
+}
+
+/// The cell behind one [`leak_once!`](crate::leak_once) call site: a [`LeakOnce`] whose value's type is checked when
+/// it is read rather than fixed by the cell's type, because a macro cannot name the type of its expression in a
+/// `static`. Used by the macro; not part of the public API.
+#[doc(hidden)]
+pub struct LeakOnceSite {
+    /// The publication protocol. Invariant: a non-null `slot.value` is the address of a value leaked with
+    /// [`LeakBudget::leak`], whose `TypeId` is in `published_type`.
+    slot: Slot,
+    /// The `TypeId` and name of the published value's type. Written only by the slot's owner just before it publishes
+    /// (so never once `slot.value` is non-null), and read only after a non-null `slot.value` was loaded with
+    /// `Acquire`, which orders the write before the read.
+    published_type: UnsafeCell<Option<(TypeId, &'static str)>>,
+    /// `file:line:column` of the call site, for panic messages.
+    location: &'static str,
+}
+
+// SAFETY: `published_type` is written and read only as its invariant says, so no read races a write. The values the
+// site hands out are `Sync` (`get_or_init` requires it), as they are shared with every thread that reaches the site;
+// as for `LeakOnce`, they need not be `Send`. The other fields are `Sync`.
+unsafe impl Sync for LeakOnceSite {}
+
+impl LeakOnceSite {
+    loom_const_fn! {
+        /// An empty call-site cell; `location` appears in panic messages.
+        #[must_use]
+        pub fn new(location: &'static str) -> Self {
+            Self { slot: Slot::new(), published_type: UnsafeCell::new(None), location }
+        }
+    }
+
+    /// The value, initialised with `f` and leaked into `budget()` if the site is empty, as
+    /// [`LeakOnce::get_or_init`].
+    ///
+    /// # Errors
+    ///
+    /// As [`LeakOnce::get_or_init`]; and `budget()`'s error, with `f`'s value.
+    ///
+    /// # Panics
+    ///
+    /// As [`LeakOnce::get_or_init`], and if the site already holds a value of another type than `T` (a call site in a
+    /// generic function reached by two instantiations).
+    #[inline]
+    pub fn get_or_init<T: Sync + 'static>(
+        &self,
+        budget: impl FnOnce() -> Result<&'static LeakBudget, LeakError>,
+        f: impl FnOnce() -> T,
+    ) -> Result<&'static T, Rejected<T>> {
+        match NonNull::new(self.slot.load()) {
+            Some(published) => Ok(self.published(published)),
+            None => self.initialize(budget, f),
+        }
+    }
+
+    #[cold]
+    fn initialize<T: Sync + 'static>(
+        &self,
+        budget: impl FnOnce() -> Result<&'static LeakBudget, LeakError>,
+        f: impl FnOnce() -> T,
+    ) -> Result<&'static T, Rejected<T>> {
+        let owner = match self.slot.claim(CellName::Site(self.location)) {
+            Ok(owner) => owner,
+            Err(published) => return Ok(self.published(published)),
+        };
+        let value = f();
+        let value: &'static T = match budget() {
+            Ok(budget) => budget.leak(value)?,
+            Err(error) => return Err(Rejected::new(value, error)),
+        };
+        // SAFETY: the `published_type` invariant: this thread is the owner and has not published, so `slot.value` is
+        // null and no other thread reads or writes the field.
+        self.published_type.with_mut(|published_type| unsafe {
+            *published_type = Some((TypeId::of::<T>(), type_name::<T>()));
+        });
+        // The `LeakOnceSite::slot` invariant holds: `value` was leaked with `LeakBudget::leak` and its `TypeId` is
+        // recorded.
+        owner.publish(value);
+        Ok(value)
+    }
+
+    /// The published value as a `&'static T`.
+    ///
+    /// # Panics
+    ///
+    /// If the published value is not a `T`.
+    fn published<T: 'static>(&self, published: NonNull<()>) -> &'static T {
+        // SAFETY: the `published_type` invariant: `published` was loaded non-null with `Acquire` (by
+        // `Slot::load` or `Slot::claim`), so the write is visible and no write follows.
+        let published_type = self.published_type.with(|published_type| unsafe { *published_type });
+        match published_type {
+            Some((type_id, _)) if type_id == TypeId::of::<T>() => {
+                // SAFETY: by the `LeakOnceSite::slot` invariant `published` is the address of a value leaked into a
+                // budget (never freed, moved or borrowed mutably), whose type was just checked to be `T`.
+                unsafe { published.cast::<T>().as_ref() }
+            }
+            other => panic!(
+                "`leak_once!` at {} holds a value of type `{}` and was reached for a `{}`: a call site in a generic \
+                 function is shared by all its instantiations; use a `LeakOnce<T>` per type instead",
+                self.location,
+                other.map_or("?", |(_, name)| name),
+                type_name::<T>(),
+            ),
+        }
+    }
+}
+
+impl fmt::Debug for LeakOnceSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LeakOnceSite")
+            .field("location", &self.location)
+            .field("set", &!self.slot.load().is_null())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The publication protocol shared by [`LeakOnce`] and [`LeakOnceSite`] (see the module notes). It does not depend
+/// on the value's type, so it is compiled once rather than once per `T`.
+struct Slot {
+    /// Null until a value is published, then its address forever. The value is fully written before its address is
+    /// stored (with `Release`, by [`Owner::publish`]), and is never written, moved or freed after. Stored only by the
+    /// owner, so at most once.
+    value: AtomicPtr<()>,
+    /// The thread running an initialiser, if any. Set only while `value` is null; cleared (by [`Owner`]'s drop) only
+    /// after the owner stored `value`, if it did.
+    owner: Mutex<Option<ThreadId>>,
+    /// Notified (all waiters) whenever the owner is cleared.
+    released: Condvar,
+}
+
+impl Slot {
+    loom_const_fn! {
+        fn new() -> Self {
+            Self { value: AtomicPtr::new(ptr::null_mut()), owner: Mutex::new(None), released: Condvar::new() }
+        }
+    }
+
+    /// The published address, or null. `Acquire`: pairs with the `Release` store in [`Owner::publish`].
+    #[inline]
+    fn load(&self) -> *mut () {
+        self.value.load(Acquire)
+    }
+
+    /// Waits until a value is published (`Err` with its address, loaded with `Acquire`) or the calling thread becomes
+    /// the owner (`Ok`).
+    ///
+    /// # Panics
+    ///
+    /// If the calling thread already is the owner: `cell`'s initialiser called back into it.
+    #[cold]
+    fn claim(&self, cell: CellName) -> Result<Owner<'_>, NonNull<()>> {
+        let me = current_thread_id();
+        let mut owner = self.owner.lock();
+        loop {
+            // `Acquire` even under the mutex: an owner may have stored the address and not yet cleared the role.
+            if let Some(published) = NonNull::new(self.value.load(Acquire)) {
+                return Err(published);
+            }
+            match *owner {
+                None => {
+                    *owner = Some(me);
+                    return Ok(Owner { slot: self });
+                }
+                Some(id) if id == me => {
+                    drop(owner);
+                    panic!(
+                        "re-entrant initialisation of {cell}: its initialiser called back into the same cell on the \
+                         same thread, which would wait for itself forever; compute what the initialiser needs first, \
+                         or keep it in another cell"
+                    );
+                }
+                Some(_) => owner = self.released.wait(owner),
+            }
+        }
+    }
+}
+
+/// The owner role of a [`Slot`], held by the thread running an initialiser. Dropping it (after publishing, after a
+/// refusal or while unwinding from a panicking initialiser) clears the role and wakes every waiter.
+struct Owner<'a> {
+    slot: &'a Slot,
+}
+
+impl Owner<'_> {
+    /// Publishes `value` (`Release`: everything written to build it is visible to whoever loads the address with
+    /// `Acquire`), then clears the role.
+    fn publish<T>(self, value: &'static T) {
+        debug_assert!(self.slot.value.load(Relaxed).is_null(), "a slot is published at most once");
+        self.slot.value.store(ptr::from_ref(value).cast_mut().cast(), Release);
+    }
+}
+
+impl Drop for Owner<'_> {
+    fn drop(&mut self) {
+        let mut owner = self.slot.owner.lock();
+        *owner = None;
+        self.slot.released.notify_all();
+    }
+}
+
+/// Names a cell in panic messages.
+#[derive(Clone, Copy)]
+enum CellName {
+    /// A `LeakOnce<T>`, with `T`'s name.
+    Typed(&'static str),
+    /// A `leak_once!` call site, with its location.
+    Site(&'static str),
+}
+
+impl fmt::Display for CellName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Typed(type_name) => write!(f, "a `LeakOnce<{type_name}>`"),
+            Self::Site(location) => write!(f, "the `leak_once!` at {location}"),
+        }
+    }
+}
