@@ -1,1 +1,146 @@
-//! Loom models: once.
+//! Loom models of `LeakOnce` and the `leak_once!` call-site cell: racing initialisers, a panicking initialiser and
+//! its retry, `get` racing initialisation.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
+
+use leak_budget::__private::LeakOnceSite;
+use leak_budget::LeakOnce;
+use loom::cell::UnsafeCell;
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use loom::thread;
+
+use crate::budget;
+
+/// A value whose contents loom tracks: reading it before its construction happens-before the read is reported as a
+/// causality violation, so a model that reads it checks that publication orders the value's writes.
+struct Tracked(UnsafeCell<usize>);
+
+// SAFETY: the cell is written only when created, and read (never written) afterwards, through shared references;
+// loom checks that every read happens after the creation.
+unsafe impl Sync for Tracked {}
+
+impl Tracked {
+    fn new(value: usize) -> Self {
+        Self(UnsafeCell::new(value))
+    }
+
+    fn read(&self) -> usize {
+        // SAFETY: see the `Sync` impl: no write follows the creation.
+        self.0.with(|value| unsafe { *value })
+    }
+}
+
+/// The payload of a deliberate panic, which the panic hook keeps quiet.
+struct Deliberate;
+
+/// Silences deliberate panics (other panics, such as failed assertions, are reported as usual).
+fn quiet_deliberate_panics() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let report = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if info.payload().downcast_ref::<Deliberate>().is_none() {
+                report(info);
+            }
+        }));
+    });
+}
+
+#[test]
+fn three_threads_race_to_initialise_one_value_is_published_and_charged_once() {
+    loom::model(|| {
+        let budget = budget("once-race", 64 << 10);
+        let cell = Arc::new(LeakOnce::in_budget(budget));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let racer = |t: usize| {
+            let (cell, runs) = (Arc::clone(&cell), Arc::clone(&runs));
+            move || {
+                let value: &'static Tracked = cell
+                    .get_or_init(|| {
+                        runs.fetch_add(1, Relaxed);
+                        Tracked::new(t)
+                    })
+                    .unwrap();
+                (core::ptr::from_ref(value).addr(), value.read())
+            }
+        };
+        let others: Vec<_> = (1..3).map(|t| thread::spawn(racer(t))).collect();
+        let mine = racer(0)();
+        for other in others {
+            assert_eq!(other.join().unwrap(), mine, "every thread gets the same value");
+        }
+        assert_eq!(runs.load(Relaxed), 1, "exactly one initialiser ran");
+        assert_eq!(core::ptr::from_ref(cell.get().unwrap()).addr(), mine.0);
+        let stats = budget.stats();
+        assert_eq!((stats.allocations, stats.used), (1, size_of::<Tracked>()), "charged once, for one value");
+    });
+}
+
+#[test]
+fn a_panicking_initialiser_leaves_the_cell_empty_and_a_retry_succeeds() {
+    quiet_deliberate_panics();
+    loom::model(|| {
+        let budget = budget("once-panic", 64 << 10);
+        let cell = Arc::new(LeakOnce::in_budget(budget));
+        let other = {
+            let cell = Arc::clone(&cell);
+            // Waits for the panicking initialiser if it runs first, then initialises the cell itself.
+            thread::spawn(move || core::ptr::from_ref(cell.get_or_init(|| Tracked::new(2)).unwrap()).addr())
+        };
+        let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+            cell.get_or_init(|| panic::panic_any(Deliberate)).map(Tracked::read)
+        }));
+        match caught {
+            Err(payload) => assert!(payload.is::<Deliberate>(), "the initialiser's panic propagates"),
+            // `other` published first, so the panicking initialiser never ran.
+            Ok(value) => assert_eq!(value.ok(), Some(2)),
+        }
+        let retried = cell.get_or_init(|| Tracked::new(1)).unwrap();
+        let other = other.join().unwrap();
+        assert_eq!(core::ptr::from_ref(retried).addr(), other, "one value, seen by both threads");
+        assert!(matches!(retried.read(), 1 | 2));
+        let stats = budget.stats();
+        assert_eq!((stats.allocations, stats.used), (1, size_of::<Tracked>()), "the panic charged nothing");
+    });
+}
+
+#[test]
+fn get_racing_initialisation_sees_nothing_or_the_complete_value() {
+    loom::model(|| {
+        let budget = budget("once-get", 64 << 10);
+        let cell = Arc::new(LeakOnce::in_budget(budget));
+        let seen = |value: &'static Tracked| (core::ptr::from_ref(value).addr(), value.read());
+        let reader = {
+            let cell = Arc::clone(&cell);
+            // A `get` that may run before, during or after the initialisation, then another once it is done.
+            thread::spawn(move || (cell.get().map(seen), cell.get().map(seen)))
+        };
+        let value = seen(cell.get_or_init(|| Tracked::new(7)).unwrap());
+        assert_eq!(value.1, 7);
+        let (first, second) = reader.join().unwrap();
+        assert!(first.is_none() || first == Some(value), "{first:?}");
+        assert!(second.is_none() || second == Some(value), "{second:?}");
+        assert!(first.is_none() || second.is_some(), "a published value stays published");
+        assert_eq!(cell.get().map(seen), Some(value));
+    });
+}
+
+#[test]
+fn two_threads_race_on_a_call_site_and_read_its_recorded_type() {
+    loom::model(|| {
+        let budget = budget("once-site", 64 << 10);
+        let site = Arc::new(LeakOnceSite::new("model"));
+        let other = {
+            let site = Arc::clone(&site);
+            thread::spawn(move || {
+                let value: &'static Tracked = site.get_or_init(|| Ok(budget), || Tracked::new(1)).unwrap();
+                (core::ptr::from_ref(value).addr(), value.read())
+            })
+        };
+        let mine: &'static Tracked = site.get_or_init(|| Ok(budget), || Tracked::new(0)).unwrap();
+        assert_eq!(other.join().unwrap(), (core::ptr::from_ref(mine).addr(), mine.read()));
+        assert_eq!(budget.stats().allocations, 1);
+    });
+}
