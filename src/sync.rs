@@ -9,6 +9,9 @@
 //! - loom's `Mutex::lock` returns a `LockResult` and its `Condvar::wait` takes the guard by value: the [`Mutex`] and
 //!   [`Condvar`] wrappers below give both builds one signature (the same trick as tokio's `loom/mocked.rs`).
 //!
+//! Under Miri the lock and condition variable are std's rather than parking_lot's, whose parking code casts integers
+//! to pointers and so cannot run under `-Zmiri-strict-provenance`.
+//!
 //! Process-wide registries (the list of budgets a report walks, the global budget) live in `static`s that loom cannot
 //! model, because loom resets its objects between executions; they use the plain atomics in [`process`] in both builds.
 //!
@@ -99,25 +102,36 @@ impl<T: ?Sized> UnsafeCell<T> {
 #[cfg(loom)]
 pub(crate) use loom::cell::UnsafeCell;
 
+/// Where the lock and condition variable come from when they are not parking_lot's: loom's under loom, and std's
+/// under Miri, because parking_lot's parking code casts integers to pointers, which `-Zmiri-strict-provenance`
+/// rejects. Both have std's API (`lock` returns a `LockResult`, `wait` takes the guard by value), handled alike below.
+#[cfg(loom)]
+use loom::sync as std_like;
+#[cfg(all(miri, not(loom)))]
+use std::sync as std_like;
+
 /// A mutex whose `lock` returns the guard directly in both builds.
 #[derive(Debug, Default)]
-pub(crate) struct Mutex<T>(#[cfg(not(loom))] parking_lot::Mutex<T>, #[cfg(loom)] loom::sync::Mutex<T>);
+pub(crate) struct Mutex<T>(
+    #[cfg(not(any(loom, miri)))] parking_lot::Mutex<T>,
+    #[cfg(any(loom, miri))] std_like::Mutex<T>,
+);
 
-#[cfg(not(loom))]
+#[cfg(not(any(loom, miri)))]
 pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
-#[cfg(loom)]
-pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+#[cfg(any(loom, miri))]
+pub(crate) type MutexGuard<'a, T> = std_like::MutexGuard<'a, T>;
 
 impl<T> Mutex<T> {
     loom_const_fn! {
         pub(crate) fn new(value: T) -> Self {
-            #[cfg(not(loom))]
+            #[cfg(not(any(loom, miri)))]
             {
                 Self(parking_lot::Mutex::new(value))
             }
-            #[cfg(loom)]
+            #[cfg(any(loom, miri))]
             {
-                Self(loom::sync::Mutex::new(value))
+                Self(std_like::Mutex::new(value))
             }
         }
     }
@@ -126,11 +140,11 @@ impl<T> Mutex<T> {
     /// across unwinding themselves (`parking_lot` semantics in both builds).
     #[inline]
     pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-        #[cfg(not(loom))]
+        #[cfg(not(any(loom, miri)))]
         {
             self.0.lock()
         }
-        #[cfg(loom)]
+        #[cfg(any(loom, miri))]
         {
             self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
         }
@@ -139,31 +153,31 @@ impl<T> Mutex<T> {
 
 /// A condition variable whose `wait` takes and returns the guard in both builds.
 #[derive(Debug, Default)]
-pub(crate) struct Condvar(#[cfg(not(loom))] parking_lot::Condvar, #[cfg(loom)] loom::sync::Condvar);
+pub(crate) struct Condvar(#[cfg(not(any(loom, miri)))] parking_lot::Condvar, #[cfg(any(loom, miri))] std_like::Condvar);
 
 impl Condvar {
     loom_const_fn! {
         pub(crate) fn new() -> Self {
-            #[cfg(not(loom))]
+            #[cfg(not(any(loom, miri)))]
             {
                 Self(parking_lot::Condvar::new())
             }
-            #[cfg(loom)]
+            #[cfg(any(loom, miri))]
             {
-                Self(loom::sync::Condvar::new())
+                Self(std_like::Condvar::new())
             }
         }
     }
 
     /// Blocks until notified (spurious wake-ups are possible; callers re-check their condition in a loop).
     pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
-        #[cfg(not(loom))]
+        #[cfg(not(any(loom, miri)))]
         {
             let mut guard = guard;
             self.0.wait(&mut guard);
             guard
         }
-        #[cfg(loom)]
+        #[cfg(any(loom, miri))]
         {
             self.0.wait(guard).unwrap_or_else(std::sync::PoisonError::into_inner)
         }
