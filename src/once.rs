@@ -156,7 +156,10 @@ pub struct LeakOnce<T> {
     /// (so a `const` cell can use it, and an invalid `LEAK_BUDGET` becomes an error of the call that stores).
     budget: Option<&'static LeakBudget>,
     /// The cell hands out `&'static T`: `Send` and `Sync` are implemented below, with the bounds that requires.
-    _value: PhantomData<*const T>,
+    /// `*mut T` also makes the cell invariant in `T`, as `OnceLock` is: were it covariant, a
+    /// `&LeakOnce<for<'a> fn(&'a u8) -> &'a u8>` could be used as a `&LeakOnce<fn(&'static u8) -> &'static u8>` to
+    /// store a function that every reader would then call with short-lived references.
+    _value: PhantomData<*mut T>,
 }
 
 // SAFETY: sharing a `&LeakOnce<T>` lets every thread that has it get the same `&'static T` (and run the initialiser),
@@ -792,3 +795,29 @@ impl fmt::Display for CellName {
         }
     }
 }
+
+/// A `&LeakOnce<T>` cannot be used as a cell of a supertype of `T`, which could store a value that readers then use at
+/// the narrower type: the cell is invariant in `T`.
+///
+/// ```compile_fail,E0308
+/// use leak_budget::LeakOnce;
+///
+/// type AnyLifetime = for<'a> fn(&'a u8) -> &'a u8;
+/// type StaticOnly = fn(&'static u8) -> &'static u8;
+/// fn widen(cell: &LeakOnce<AnyLifetime>) -> &LeakOnce<StaticOnly> {
+///     cell
+/// }
+/// ```
+///
+/// ```
+/// use leak_budget::LeakOnce;
+///
+/// type AnyLifetime = for<'a> fn(&'a u8) -> &'a u8;
+/// fn same(cell: &LeakOnce<AnyLifetime>) -> &LeakOnce<AnyLifetime> {
+///     cell
+/// }
+/// let cell: LeakOnce<AnyLifetime> = LeakOnce::new();
+/// assert!(same(&cell).get().is_none());
+/// ```
+#[cfg(doctest)]
+pub struct Invariance;
