@@ -9,7 +9,7 @@
 //! - loom's `Mutex::lock` returns a `LockResult` and its `Condvar::wait` takes the guard by value: the [`Mutex`] and
 //!   [`Condvar`] wrappers below give both builds one signature (the same trick as tokio's `loom/mocked.rs`).
 //!
-//! Under Miri the lock and condition variable are std's rather than parking_lot's, whose parking code casts integers
+//! Under Miri the lock and condition variable are std's rather than `parking_lot`'s, whose parking code casts integers
 //! to pointers and so cannot run under `-Zmiri-strict-provenance`.
 //!
 //! Process-wide registries (the list of budgets a report walks, the global budget) live in `static`s that loom cannot
@@ -102,8 +102,8 @@ impl<T: ?Sized> UnsafeCell<T> {
 #[cfg(loom)]
 pub(crate) use loom::cell::UnsafeCell;
 
-/// Where the lock and condition variable come from when they are not parking_lot's: loom's under loom, and std's
-/// under Miri, because parking_lot's parking code casts integers to pointers, which `-Zmiri-strict-provenance`
+/// Where the lock and condition variable come from when they are not `parking_lot`'s: loom's under loom, and std's
+/// under Miri, because `parking_lot`'s parking code casts integers to pointers, which `-Zmiri-strict-provenance`
 /// rejects. Both have std's API (`lock` returns a `LockResult`, `wait` takes the guard by value), handled alike below.
 #[cfg(loom)]
 use loom::sync as std_like;
