@@ -201,7 +201,7 @@ fn re_entrant_initialisation_panics_with_a_clear_message() {
     let from_set = panic::catch_unwind(|| CELL.get_or_init(|| CELL.set(2).map_or(0, |v| *v)));
     assert!(panic_message(&*from_set.unwrap_err()).starts_with("re-entrant initialisation"));
     let from_try = panic::catch_unwind(|| {
-        CELL.get_or_try_init(|| CELL.get_or_try_init(|| Ok::<u32, ()>(3)).map(|v| *v).map_err(|_| ()))
+        CELL.get_or_try_init(|| CELL.get_or_try_init(|| Ok::<u32, ()>(3)).copied().map_err(|_| ()))
     });
     assert!(panic_message(&*from_try.unwrap_err()).starts_with("re-entrant initialisation"));
 
