@@ -664,24 +664,31 @@ impl LeakOnceSite {
     /// # Panics
     ///
     /// If the published value is not a `T`.
+    #[inline]
     fn published<T: 'static>(&self, published: NonNull<()>) -> &'static T {
-        // SAFETY: the `published_type` invariant: `published` was loaded non-null with `Acquire` (by
-        // `Slot::load` or `Slot::claim`), so the write is visible and no write follows.
-        let published_type = self.published_type.with(|published_type| unsafe { *published_type });
-        match published_type {
-            Some((type_id, _)) if type_id == TypeId::of::<T>() => {
-                // SAFETY: by the `LeakOnceSite::slot` invariant `published` is the address of a value leaked into a
-                // budget (never freed, moved or borrowed mutably), whose type was just checked to be `T`.
-                unsafe { published.cast::<T>().as_ref() }
-            }
-            other => panic!(
-                "`leak_once!` at {} holds a value of type `{}` and was reached for a `{}`: a call site in a generic \
-                 function is shared by all its instantiations; use a `LeakOnce<T>` per type instead",
-                self.location,
-                other.map_or("?", |(_, name)| name),
-                type_name::<T>(),
-            ),
+        // SAFETY: the `published_type` invariant: `published` was loaded non-null with `Acquire` (by `Slot::load` or
+        // `Slot::claim`), so the write is visible and no write follows.
+        let type_id = self.published_type.with(|published_type| unsafe { (*published_type).map(|(id, _)| id) });
+        if type_id != Some(TypeId::of::<T>()) {
+            self.wrong_type(type_name::<T>());
         }
+        // SAFETY: by the `LeakOnceSite::slot` invariant `published` is the address of a value leaked into a budget
+        // (never freed, moved or borrowed mutably), whose type was just checked to be `T`.
+        unsafe { published.cast::<T>().as_ref() }
+    }
+
+    /// Panics: the site was reached for a `requested` but holds a value of another type.
+    #[cold]
+    #[inline(never)]
+    fn wrong_type(&self, requested: &'static str) -> ! {
+        // SAFETY: as in `published`, whose caller loaded a non-null address before calling this.
+        let stored = self.published_type.with(|published_type| unsafe { (*published_type).map(|(_, name)| name) });
+        panic!(
+            "`leak_once!` at {} holds a value of type `{}` and was reached for a `{requested}`: a call site in a \
+             generic function is shared by all its instantiations; use a `LeakOnce<T>` per type instead",
+            self.location,
+            stored.unwrap_or("?"),
+        )
     }
 }
 
