@@ -9,12 +9,24 @@
 //!
 //! # Memory orderings
 //! - `reserved` is only read-modified-written with `fetch_update` (a CAS loop) whose closure refuses to go above
-//!   `limit`; single-location RMW atomicity alone makes the cap hard, so `Relaxed` suffices: the counter guards no
-//!   other memory (the bytes are allocated after the charge, by the thread that made it).
+//!   `limit`; single-location RMW atomicity alone makes the cap hard. The counter guards no other memory (the bytes
+//!   are allocated after the charge, by the thread that made it).
+//! - The report's figures (`own_charged`, `own_refunded`, the registry head) and every change of `reserved` are
+//!   `SeqCst`, so that all of them sit in one total order that respects each thread's program order: a charge raises
+//!   `reserved` at every level *before* it counts the bytes in `own_charged`, and a refund counts them in
+//!   `own_refunded` *before* it lowers `reserved`. So at every point of that order, each budget's `reserved` is at
+//!   least the sum of the own bytes below it, and the report (`src/report.rs`), which reads the own counters twice
+//!   and keeps a reading only if nothing changed in between, reads figures that held together at one point, where
+//!   they added up to at most `limit`. This costs nothing on the fast path: all of it happens when a chunk, lane,
+//!   dedicated block, record or table is taken or given back (on x86 a `SeqCst` read-modify-write is the same
+//!   instruction as a `Relaxed` one).
 //! - `lanes` and `chain` are append-only lists: a node is fully written, then pushed with a `Release` CAS; readers load
 //!   the head with `Acquire`, after which the node's immutable fields (`next`, sizes) are visible.
-//! - Statistics counters are `Relaxed`: each is exact on its own; a snapshot of several is not atomic as a whole.
+//! - `large_used` and `large_allocations` are raised with `Release` after the block's charge, and read with `Acquire`:
+//!   a reader that sees a dedicated value also sees the charge that paid for it.
+//! - Other statistics counters are `Relaxed`: each is exact on its own; a snapshot of several is not atomic as a whole.
 
+use core::mem::size_of;
 use core::ptr;
 
 use crate::LeakError;
@@ -23,7 +35,7 @@ use crate::lane::Lane;
 use crate::stats::Stats;
 use crate::sync::{
     AtomicPtr, AtomicUsize,
-    Ordering::{Acquire, Relaxed, Release},
+    Ordering::{Acquire, Relaxed, Release, SeqCst},
     process,
 };
 
@@ -43,7 +55,16 @@ pub(crate) struct Account {
     /// tables) plus its children's, or its prepaid children's whole limits.
     ///
     /// Invariant: `reserved <= limit` at every instant. Only `try_add` raises it, with a checked CAS; refunds lower it.
+    /// Invariant: `reserved >= own + Σ children's share` (own = `own_charged - own_refunded`; a child's share is its
+    /// `reserved`, or its `limit` if prepaid) at every point of the `SeqCst` order (see the module note).
     reserved: AtomicUsize,
+    /// Bytes this budget has ever charged for itself (its record, lanes, chunks, dedicated blocks, tables), not for
+    /// its children. Only grows (wrapping), so two equal readings mean it did not change in between. Raised after
+    /// every level of the charge succeeded.
+    own_charged: AtomicUsize,
+    /// Bytes of `own_charged` given back: refunds, and creation charges handed over to the child they were made for
+    /// (see [`register`](Self::register)). Only grows (wrapping). Raised before the levels' `reserved` are lowered.
+    own_refunded: AtomicUsize,
     /// The highest value `reserved` has had.
     peak: AtomicUsize,
     /// Requests refused by this budget's allocation API (saturating).
@@ -81,6 +102,8 @@ impl Account {
             parent,
             prepaid,
             reserved: AtomicUsize::new(self_cost),
+            own_charged: AtomicUsize::new(self_cost),
+            own_refunded: AtomicUsize::new(0),
             peak: AtomicUsize::new(self_cost),
             rejections: AtomicUsize::new(0),
             large_used: AtomicUsize::new(0),
@@ -97,15 +120,12 @@ impl Account {
         if self.prepaid { None } else { self.parent }
     }
 
-    /// Adds `bytes` to `reserved` if the result stays within `limit`, in one atomic step.
-    fn try_add(&self, bytes: usize) -> Result<(), LeakError> {
+    /// Adds `bytes` to `reserved` if the result stays within `limit`, in one atomic step, and returns the new value.
+    fn try_add(&self, bytes: usize) -> Result<usize, LeakError> {
         let limit = self.limit;
-        match self.reserved.fetch_update(Relaxed, Relaxed, |r| r.checked_add(bytes).filter(|&n| n <= limit)) {
-            Ok(previous) => {
-                // `previous + bytes <= limit` was just checked, so this cannot overflow.
-                self.peak.fetch_max(previous + bytes, Relaxed);
-                Ok(())
-            }
+        match self.reserved.fetch_update(SeqCst, SeqCst, |r| r.checked_add(bytes).filter(|&n| n <= limit)) {
+            // `previous + bytes <= limit` was just checked, so this cannot overflow.
+            Ok(previous) => Ok(previous + bytes),
             Err(current) => Err(LeakError::BudgetExceeded {
                 budget: self.name,
                 requested: bytes,
@@ -120,30 +140,37 @@ impl Account {
     ///
     /// Levels are charged child first, so two children racing for their parent's last bytes only contend on the
     /// parent's counter, where exactly one CAS wins. A charge that is rolled back was briefly visible in the lower
-    /// levels' `reserved`; a concurrent request on those levels may be refused during that window.
+    /// levels' `reserved`; a concurrent request on those levels may be refused during that window. `peak` is only
+    /// raised once every level accepted, so a rolled-back charge never shows in it.
+    ///
+    /// Once every level accepted, the bytes are counted as this account's own (`own_charged`), last.
     pub(crate) fn charge(&'static self, bytes: usize) -> Result<(), LeakError> {
-        let mut level = self;
-        loop {
-            if let Err(refused) = level.try_add(bytes) {
-                let mut undo = self;
-                while !ptr::eq(undo, level) {
-                    undo.reserved.fetch_sub(bytes, Relaxed);
-                    undo = undo.upward().expect("a level below the refusing one has a parent");
-                }
-                return Err(refused);
-            }
-            match level.upward() {
-                Some(up) => level = up,
-                None => return Ok(()),
-            }
-        }
+        self.charge_levels(bytes)?;
+        self.own_charged.fetch_add(bytes, SeqCst);
+        Ok(())
     }
 
-    /// Gives back a charge made with [`charge`](Self::charge) (memory freed, or never obtained).
+    /// Charges this level, then (recursively, one frame per level of the tree) the ones above it; undoes this level
+    /// if one above refuses.
+    fn charge_levels(&self, bytes: usize) -> Result<(), LeakError> {
+        let reached = self.try_add(bytes)?;
+        if let Some(up) = self.upward() {
+            if let Err(refused) = up.charge_levels(bytes) {
+                self.reserved.fetch_sub(bytes, SeqCst);
+                return Err(refused);
+            }
+        }
+        self.peak.fetch_max(reached, Relaxed);
+        Ok(())
+    }
+
+    /// Gives back a charge made with [`charge`](Self::charge) (memory freed, or never obtained). The bytes leave this
+    /// account's own figure first, then every level's `reserved`.
     pub(crate) fn refund(&self, bytes: usize) {
+        self.own_refunded.fetch_add(bytes, SeqCst);
         let mut level = Some(self);
         while let Some(account) = level {
-            account.reserved.fetch_sub(bytes, Relaxed);
+            account.reserved.fetch_sub(bytes, SeqCst);
             level = account.upward();
         }
     }
@@ -208,10 +235,18 @@ impl Account {
         saturating_increment(&self.rejections);
     }
 
-    /// Counts a value placed in a dedicated block.
+    /// Counts a value placed in a dedicated block (after the block was charged: `Release`, see the module note).
     pub(crate) fn note_large(&self, bytes: usize) {
-        self.large_used.fetch_add(bytes, Relaxed);
-        self.large_allocations.fetch_add(1, Relaxed);
+        self.large_used.fetch_add(bytes, Release);
+        self.large_allocations.fetch_add(1, Release);
+    }
+
+    /// Adds `count` requests refused before this account existed (saturating).
+    pub(crate) fn add_rejections(&self, count: usize) {
+        if count > 0 {
+            // Only ever fails at `usize::MAX`, where the counter is meant to stay.
+            let _ = self.rejections.fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_add(count)));
+        }
     }
 
     /// Counts a block taken from the global allocator.
@@ -224,12 +259,31 @@ impl Account {
         self.reserved.load(Relaxed)
     }
 
-    /// A snapshot of the counters. Each figure is exact at the moment it is read; while other threads allocate, the
-    /// figures are read one after another and so may come from slightly different instants. When no other thread is
-    /// allocating, `used <= reserved <= limit` and `reserved <= peak_reserved` hold exactly.
-    pub(crate) fn stats(&self) -> Stats {
-        let mut used = self.large_used.load(Relaxed);
-        let mut allocations = self.large_allocations.load(Relaxed);
+    /// The own counters `(own_refunded, own_charged)`, read in that order, in the `SeqCst` order. Every refund (or
+    /// hand-over) is counted after the charge it gives back, so `charged - refunded` (wrapping) is never negative: it
+    /// is what this budget holds for itself, apart from its children.
+    pub(crate) fn own_counters(&self) -> (usize, usize) {
+        let refunded = self.own_refunded.load(SeqCst);
+        (refunded, self.own_charged.load(SeqCst))
+    }
+
+    /// The highest `reserved` has been.
+    pub(crate) fn peak(&self) -> usize {
+        self.peak.load(Relaxed)
+    }
+
+    /// Requests refused by this budget's allocation API.
+    pub(crate) fn rejections(&self) -> usize {
+        self.rejections.load(Relaxed)
+    }
+
+    /// Bytes handed out and values placed, from this account's lanes and dedicated blocks. Each lane's figure is a
+    /// consistent reading (see `lane.rs`); every byte counted here was charged (and counted in `own_charged`) before
+    /// a reader could see it, through the `Acquire` loads of the lane list, of each lane's seqlock, and of
+    /// `large_used`.
+    pub(crate) fn used_and_allocations(&self) -> (usize, usize, usize) {
+        let mut used = self.large_used.load(Acquire);
+        let mut allocations = self.large_allocations.load(Acquire);
         let mut lanes = 0;
         let mut lane = self.lanes.load(Acquire);
         // SAFETY: lanes are pushed fully initialised with a `Release` CAS (read here with `Acquire`) and never freed;
@@ -240,6 +294,14 @@ impl Account {
             lanes += 1;
             lane = current.next;
         }
+        (used, allocations, lanes)
+    }
+
+    /// A snapshot of the counters. Each figure is exact at the moment it is read; while other threads allocate, the
+    /// figures are read one after another and so may come from slightly different instants. When no other thread is
+    /// allocating, `used <= reserved <= limit` and `reserved <= peak_reserved` hold exactly.
+    pub(crate) fn stats(&self) -> Stats {
+        let (used, allocations, lanes) = self.used_and_allocations();
         Stats {
             name: self.name,
             limit: self.limit,
@@ -254,27 +316,56 @@ impl Account {
     }
 
     /// Adds a freshly created account to the process-wide registry.
+    ///
+    /// `arena::create_account` charged the parent chain for this account through the parent's
+    /// [`charge`](Self::charge), which counted the bytes as the parent's own: the record's size, or the whole `limit`
+    /// if prepaid. They are this child's share, so they are handed over first (counted as given back by the parent),
+    /// then the account is pushed. Between the two, a report sees the bytes in neither (a smaller total, never a
+    /// larger one); after the push, in the child's share.
     pub(crate) fn register(&'static self) {
+        if let Some(parent) = self.parent {
+            let handed_over = if self.prepaid { self.limit } else { size_of::<Account>() };
+            parent.own_refunded.fetch_add(handed_over, SeqCst);
+        }
         let mut head = REGISTRY.load(Relaxed);
         loop {
             self.next_registered.store(head, Relaxed);
-            match REGISTRY.compare_exchange_weak(head, ptr::from_ref(self).cast_mut(), Release, Relaxed) {
+            match REGISTRY.compare_exchange_weak(head, ptr::from_ref(self).cast_mut(), SeqCst, Relaxed) {
                 Ok(_) => return,
                 Err(current) => head = current,
             }
         }
     }
 
-    /// Every account ever created in this process, newest first.
-    pub(crate) fn registered() -> impl Iterator<Item = &'static Account> {
-        let mut next = REGISTRY.load(Acquire);
+    /// The head of the registry, read in the `SeqCst` order: equal readings mean no account was registered between.
+    pub(crate) fn registry_head() -> RegistryHead {
+        RegistryHead(REGISTRY.load(SeqCst))
+    }
+}
+
+/// A reading of the registry's head: the accounts registered up to that reading.
+///
+/// Invariant: null, or an account that was pushed onto the registry (only [`Account::registry_head`] makes one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RegistryHead(*const Account);
+
+impl RegistryHead {
+    /// The accounts registered up to this reading, newest first.
+    pub(crate) fn accounts(self) -> impl Iterator<Item = &'static Account> {
+        let mut next = self.0;
         core::iter::from_fn(move || {
-            // SAFETY: accounts are pushed fully initialised with a `Release` CAS (the head is read with `Acquire`, and
-            // each `next_registered` was written before its own push) and are never freed.
+            // SAFETY: `next` is null or a registered account (the `RegistryHead` invariant, and each
+            // `next_registered` was written before its own account's push). Accounts are pushed fully initialised
+            // with a `SeqCst` CAS (the head is read with `SeqCst`, which includes `Acquire`) and are never freed.
             let account = unsafe { next.as_ref() }?;
             next = account.next_registered.load(Relaxed);
             Some(account)
         })
+    }
+
+    /// The accounts registered after `older` (an earlier reading) up to this reading, newest first.
+    pub(crate) fn accounts_since(self, older: RegistryHead) -> impl Iterator<Item = &'static Account> {
+        self.accounts().take_while(move |account| !ptr::eq(*account, older.0))
     }
 }
 
