@@ -64,9 +64,9 @@ pub struct LeakBudget {
     /// Shown in errors, statistics and reports. Immutable.
     name: &'static str,
     /// Budget that every charge is also made to. Immutable.
-    parent: Option<&'static LeakBudget>,
+    pub(crate) parent: Option<&'static LeakBudget>,
     /// Charge the whole `limit` to `parent` up front, on first use. Immutable.
-    prepaid: bool,
+    pub(crate) prepaid: bool,
     /// Null until the first charge, then this budget's accounting record, never changed again. Written once, with
     /// `Release`, by the thread that wins `creating`.
     account: AtomicPtr<Account>,
@@ -129,7 +129,8 @@ impl LeakBudget {
     }
 
     loom_const_fn! {
-        fn build(limit: usize, name: &'static str, parent: Option<&'static LeakBudget>, prepaid: bool) -> Self {
+        /// Every constructor ends here: roots (`new`, `named`) and children (`src/tree.rs`).
+        pub(crate) fn build(limit: usize, name: &'static str, parent: Option<&'static LeakBudget>, prepaid: bool) -> Self {
             Self {
                 limit,
                 name,
@@ -626,6 +627,9 @@ impl LeakBudget {
             }
             let parent = self.parent.map(LeakBudget::account).transpose()?;
             let account = arena::create_account(self.limit, self.name, parent, self.prepaid)?;
+            // Requests refused before the record existed move into it, so the report (which only sees records) counts
+            // them. `stats` adds both counters, so its total is unchanged.
+            account.add_rejections(self.early_rejections.swap(0, Relaxed));
             self.account.store(ptr::from_ref(account).cast_mut(), Release);
             return Ok(account);
         }
@@ -647,6 +651,11 @@ impl LeakBudget {
             Some(parent) => parent.check_room(if self.prepaid { self.limit } else { needed }),
             None => Ok(()),
         }
+    }
+
+    /// Requests refused before this budget had a record and not yet moved into it.
+    pub(crate) fn early_rejections(&self) -> usize {
+        self.early_rejections.load(Relaxed)
     }
 
     /// Counts a refused request on this budget, and returns its error.
