@@ -43,6 +43,9 @@ pub use global::{leak, leak_str};
 pub use intern::intern;
 pub use intern::{Internable, Interned, Interner};
 pub use once::{InitError, LeakOnce};
+pub use report::{
+    LEAK_BUDGET_REPORT_VAR, Report, ReportAtExit, ReportEntry, ReportFigures, print_report, report, report_at_exit,
+};
 pub use stats::Stats;
 
 /// The largest alignment a budget accepts: 2^29, the largest alignment a Rust type can have.
