@@ -731,7 +731,6 @@ fn report_requested(value: Option<&std::ffi::OsStr>) -> bool {
 mod tests {
     use super::*;
     use std::ffi::OsStr;
-    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
     /// Children that give bytes back and take them again, racing for room in their parent that fits one block at a
     /// time: a report that read each child's figure at a different moment could see two blocks held at once, over
@@ -740,6 +739,8 @@ mod tests {
     #[test]
     #[cfg(not(loom))]
     fn totals_stay_within_limits_while_bytes_are_given_back_and_taken_again() {
+        use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
         const BLOCK: usize = 4096;
         let rounds = if cfg!(miri) { 30 } else { 300_000 };
         let top: &'static LeakBudget = Box::leak(Box::new(LeakBudget::named("churn", 1 << 20)));
