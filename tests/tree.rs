@@ -304,10 +304,11 @@ fn a_budget_report_covers_its_subtree_only() {
 
 #[test]
 fn the_report_adds_up_while_other_threads_allocate() {
-    let app = root("busy-app", 2 << 20);
-    let a = app.child("busy-a", 1 << 20).unwrap();
-    let a1 = a.child("busy-a1", 128 << 10).unwrap();
-    let b = app.prepaid_child("busy-b", 256 << 10).unwrap();
+    // Limits scaled with the work, so that the caps are reached under Miri too.
+    let app = root("busy-app", scaled(2 << 20, 96 << 10));
+    let a = app.child("busy-a", scaled(1 << 20, 48 << 10)).unwrap();
+    let a1 = a.child("busy-a1", scaled(128 << 10, 16 << 10)).unwrap();
+    let b = app.prepaid_child("busy-b", scaled(256 << 10, 24 << 10)).unwrap();
     let c = app.child("busy-c", 8 << 20).unwrap(); // a ceiling above its parent's limit
     let budgets = [a, a1, b, c];
     let done = AtomicBool::new(false);
