@@ -124,8 +124,10 @@ impl LeakBudget {
     /// # Errors
     ///
     /// [`LeakError::BudgetExceeded`] naming this budget or an ancestor if they cannot afford `limit`, or naming the
-    /// child if `limit` is too small to hold the child's record and handle (under about 1 KiB); nothing is created or
-    /// charged then. [`LeakError::AllocFailed`] if the global allocator fails.
+    /// child if `limit` is too small to hold the child's record and handle (below
+    /// [`RECORD_BYTES`](Self::RECORD_BYTES) `+` [`max_charge_for`](Self::max_charge_for)`(Layout::new::<LeakBudget>())`,
+    /// a few hundred bytes); nothing is created or charged then. [`LeakError::AllocFailed`] if the global allocator
+    /// fails (if that happens after `limit` was charged, the charge stays: the child's record exists).
     ///
     /// # Examples
     ///
