@@ -10,16 +10,17 @@
 //!
 //! To also be figures that held *together*, at one instant, the report reads the registry head and all the counters,
 //! reads the counters again, then the head again, and keeps the reading only if nothing changed (a "double collect";
-//! counters that only grow cannot change and change back). All those operations are `SeqCst`, and charges raise
+//! counters that only grow cannot change and change back; for a report of one budget, only newly registered
+//! descendants count as a change of the head). All those operations are `SeqCst`, and charges raise
 //! `reserved` at every level before counting their bytes as own, refunds do the opposite (`src/account.rs`), so at
 //! that instant every budget's `reserved` was at least its derived total: each total is `<= limit`. A reading that
-//! changed is retried; only the process's slow paths (a lane taking a chunk, a table being resized) change these
-//! counters, so a retry is rare. After [`MAX_COLLECTS`] changed readings in a row the last one is used: it still adds
+//! changed is retried; only the process's slow paths (a lane taking a chunk, a large value, a new lane, record or
+//! table) change these counters, so a retry is rare. After [`MAX_COLLECTS`] changed readings in a row the last one is used: it still adds
 //! up, but a total may then exceed what was reserved at any one instant by bytes given back and charged again while
 //! the report was being read.
 //!
 //! `used`, `allocations` and `rejections` change on every request (they are not counters a charge moves), so they are
-//! read once, before the counters, and are exact figures from the moment the report was taken. Every byte counted in
+//! read once, before the counters, each the exact value at the moment it was read. Every byte counted in
 //! `used` was charged before the report could see it (`Acquire` loads of lanes and dedicated-block counters), so
 //! `used <= reserved` holds for every budget's own figures and totals.
 
@@ -79,7 +80,7 @@ const MAX_COLLECTS: usize = 256;
 /// println!("{report}");
 /// # Ok::<(), leak_budget::LeakError>(())
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     entries: Vec<ReportEntry>,
 }
@@ -100,7 +101,7 @@ pub struct Report {
 /// assert!(app.utilisation() > 0.0 && app.peak_reserved >= app.total.reserved);
 /// # Ok::<(), leak_budget::Rejected<u64>>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReportEntry {
     /// The budget's name.

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::thread;
 
-use leak_budget::{LeakBudget, LeakError, Report};
+use leak_budget::{Interner, LeakBudget, LeakError, Report};
 
 /// Fewer iterations under Miri, which is slow, and the full count natively.
 const fn scaled(native: usize, miri: usize) -> usize {
@@ -232,6 +232,30 @@ fn a_runtime_child_is_paid_for_by_its_parent() {
     let err = broke.child("never", 4096).unwrap_err();
     assert!(matches!(err, LeakError::BudgetExceeded { budget: "broke", .. }));
     assert_eq!(broke.stats().rejections, 1);
+}
+
+#[test]
+fn an_interner_in_a_child_budget_is_charged_to_the_child_and_its_parent() {
+    static APP: LeakBudget = LeakBudget::named("interner-app", 1 << 20);
+    static SYMBOLS: LeakBudget = LeakBudget::child_of(&APP, "interner-symbols", 64 << 10);
+    static WORDS: Interner<str> = Interner::in_budget(&SYMBOLS);
+
+    let mut refused = 0;
+    for i in 0..scaled(20_000, 200) {
+        if WORDS.intern(&format!("identifier_{i}")).is_err() {
+            refused += 1;
+        }
+    }
+    let report = APP.report();
+    assert_adds_up(&report);
+    assert_report_matches(&report, &[&APP, &SYMBOLS]);
+    let symbols = report.find("interner-symbols").unwrap();
+    assert!(symbols.total.reserved > 0 && symbols.total.reserved <= 64 << 10);
+    assert_eq!(report.find("interner-app").unwrap().total.reserved, LeakBudget::RECORD_BYTES + symbols.total.reserved);
+    assert_eq!(symbols.total.rejections, refused);
+    if !cfg!(miri) {
+        assert!(refused > 0, "the child's cap stops the interner:\n{report}");
+    }
 }
 
 #[test]
