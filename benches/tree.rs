@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo bench --bench tree
+//! cargo bench --bench tree -- --exact "tree: leak 24-byte values/root"   # one row per process, to alternate rows
 //! ```
 //!
 //! A leak into a child bumps in the calling thread's lane exactly as a leak into a root does; the tree is only walked
