@@ -235,11 +235,6 @@ fn a_runtime_child_is_paid_for_by_its_parent() {
 }
 
 #[test]
-#[cfg_attr(
-    miri,
-    ignore = "Miri reports a borrow-model violation inside the interner's table (src/table.rs, `Directory::slots`), \
-              as tests/intern.rs does"
-)]
 fn an_interner_in_a_child_budget_is_charged_to_the_child_and_its_parent() {
     static APP: LeakBudget = LeakBudget::named("interner-app", 1 << 20);
     static SYMBOLS: LeakBudget = LeakBudget::child_of(&APP, "interner-symbols", 64 << 10);
