@@ -1,1 +1,1093 @@
-//! `StaticCache<K, V>`: a bounded memo cache of `&'static V`.
+//! [`StaticCache<K, V>`]: a bounded memo cache of `&'static V` that degrades instead of failing; [`Cached`] and
+//! [`CacheStats`].
+//!
+//! # Design
+//! A cached key and its value live together in one *entry* (`hash`, `key`, `value`), leaked into the cache's budget
+//! by the thread that computed the value, then published in the [table](crate::table) and never changed, moved or
+//! dropped again. The table holds nothing else: an entry exists only once its value does, so a hit is one lock-free
+//! [`Table::find`] (whose hit is confirmed by comparing the stored hash, then the key) and nothing more.
+//!
+//! Keys *being computed* are not in the table. Each thread that runs an initialiser links a [`Pending`] record (the
+//! key's hash and the thread's identity) into one of [`WAIT_STRIPES`] lists, picked by the hash, each with its own
+//! lock and condition variable. A thread that misses locks the key's stripe and, under that lock, looks in the table
+//! again ([`Table::find_locked`], which is exact) and then in the list: if another thread is computing a key with
+//! the same hash it waits on the stripe's condition variable and looks again when woken; otherwise it links its own
+//! record, unlocks, runs `f` with no lock held, inserts the entry, and only then unlinks its record and wakes the
+//! stripe's waiters, who find the entry. So `f` runs at most once at a time per key, keys compare only by hash while
+//! waiting (two different keys with equal 64-bit hashes under a randomly seeded hasher merely take turns), and the
+//! records live on the computing threads' stacks: in-flight bookkeeping allocates nothing. If `f` panics or returns
+//! an error, a guard unlinks the record and wakes the waiters during unwinding; one of them then runs its own `f`.
+//!
+//! # Degrading
+//! The first time the budget refuses the cache anything (its state, or an entry with any table growth it needs),
+//! the refusal is recorded and the cache becomes *full*: from then on a miss runs its `f` and hands the value back
+//! uncached ([`Cached::Owned`]) without asking the budget again, so the budget's figures no longer change because of
+//! the cache. Hits keep working. Threads that were waiting for the refused key wake up and compute their own values,
+//! as do concurrent misses of one key once the cache is full (nothing could be stored, so nothing is worth waiting
+//! for). A refusal changes nothing in the table or the budget (but the budget's rejection count), as
+//! [`Table::find_or_insert`] checks the room an insert needs before it changes anything.
+//!
+//! # Memory orderings
+//! Entries are written before the table publishes them (`Release`) and read after it hands them out (`Acquire`), so
+//! a hit sees a fully written, immutable entry. Pending lists are only touched under their stripe's lock, which
+//! also orders an entry's insertion before the wake-up of the threads that waited for it. `full` is set with
+//! `Release` after the refusal is stored under its lock. The counters are `Relaxed`: they are statistics.
+//!
+//! [`Table::find`]: crate::table::Table::find
+//! [`Table::find_locked`]: crate::table::Table::find_locked
+//! [`Table::find_or_insert`]: crate::table::Table::find_or_insert
+
+use core::alloc::Layout;
+use core::borrow::Borrow;
+use core::cell::Cell;
+use core::convert::Infallible;
+use core::fmt;
+use core::hash::{BuildHasher, Hash};
+use core::marker::PhantomData;
+use core::ops::Deref;
+use core::panic::{RefUnwindSafe, UnwindSafe};
+use core::ptr::{self, NonNull};
+
+use foldhash::fast::SeedableRandomState as RandomState;
+
+use crate::sync::{
+    AtomicBool, AtomicPtr, AtomicUsize, CachePadded, Condvar, Mutex, MutexGuard,
+    Ordering::{Acquire, Relaxed, Release},
+    UnsafeCell, hash_state, loom_const_fn, thread_local_const,
+};
+use crate::table::{Found, Table};
+use crate::{LeakBudget, LeakError, Rejected};
+
+/// Hit counters: `1 << HIT_BITS`, one per cache-line pair, a thread counting in the one its identity hashes to.
+/// (One under loom, where the models have two or three threads and count nothing concurrently that matters.)
+#[cfg(not(loom))]
+const HIT_BITS: u32 = 4;
+#[cfg(loom)]
+const HIT_BITS: u32 = 0;
+/// Pending lists, each with a lock and a condition variable: `1 << WAIT_BITS`, picked by a key's hash.
+#[cfg(not(loom))]
+const WAIT_BITS: u32 = 4;
+#[cfg(loom)]
+const WAIT_BITS: u32 = 0;
+const WAIT_STRIPES: usize = 1 << WAIT_BITS;
+
+/// The top `bits` bits of `value` (0 when `bits` is 0), as an index.
+fn top_bits(value: u64, bits: u32) -> usize {
+    value.checked_shr(64 - bits).unwrap_or(0) as usize
+}
+
+thread_local_const! {
+    /// One byte per thread, whose address identifies the thread while it runs (no two live threads share it).
+    static THREAD_MARKER: u8 = 0;
+}
+
+/// The calling thread's identity: the address of its [`THREAD_MARKER`]. Cheap (no lazy initialisation, no destructor).
+#[inline]
+fn thread_marker() -> usize {
+    THREAD_MARKER.with(|marker| ptr::from_ref(marker).addr())
+}
+
+/// A cached key and its value, leaked into the budget by the thread that computed the value, published by the
+/// table, and never changed, moved or dropped after that.
+#[repr(C)]
+struct Entry<K, V> {
+    /// The key's hash under the cache's hasher, so that the table can split a bucket without running user code.
+    hash: u64,
+    key: K,
+    value: V,
+}
+
+impl<K, V> Entry<K, V> {
+    /// The entry behind a pointer the cache's table handed out.
+    ///
+    /// # Safety
+    /// `entry` must come from the table of a `StaticCache<K, V>`: every entry in it is a published `Entry<K, V>`,
+    /// never freed (the [`State::table`] invariant).
+    #[inline(always)]
+    unsafe fn from_table(entry: NonNull<u8>) -> &'static Self {
+        // SAFETY: the caller's guarantee: a fully written `Entry<K, V>` that lives as long as the process.
+        unsafe { entry.cast::<Self>().as_ref() }
+    }
+
+    /// Whether this entry is for `key`, whose hash is `hash`: the stored hash first, so that the user's `Eq` runs
+    /// only on a (64-bit) hash match.
+    #[inline(always)]
+    fn matches<Q: ?Sized + Eq>(&self, hash: u64, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+    {
+        self.hash == hash && self.key.borrow() == key
+    }
+}
+
+/// Per-call tallies, kept off the hit path.
+#[derive(Debug)]
+struct Counts {
+    /// Calls that ran their initialiser.
+    misses: AtomicUsize,
+    /// Misses whose value was handed back uncached.
+    degraded: AtomicUsize,
+    /// Calls that waited for another thread computing the same key.
+    waits: AtomicUsize,
+}
+
+impl Counts {
+    loom_const_fn! {
+        fn new() -> Self {
+            Self { misses: AtomicUsize::new(0), degraded: AtomicUsize::new(0), waits: AtomicUsize::new(0) }
+        }
+    }
+}
+
+/// One thread's record that it is computing a key: lives on that thread's stack, linked into a stripe's list for
+/// as long as its [`Registration`] exists.
+struct Pending<K> {
+    /// The hash of the key being computed.
+    hash: u64,
+    /// The [`thread_marker`] of the computing thread.
+    owner: usize,
+    /// The key being computed, while the owner's initialiser runs (`None` once it has returned and the key may move).
+    ///
+    /// Invariant: only the owner thread reads or writes it (to recognise a call from inside its own initialiser for
+    /// the same key), so it needs no lock; while it is `Some`, it points to the owner's key, borrowed by the running
+    /// initialiser.
+    key: Cell<Option<NonNull<K>>>,
+    /// The next record of the stripe's list.
+    ///
+    /// Invariant: read and written only under the stripe's lock.
+    next: UnsafeCell<Option<NonNull<Pending<K>>>>,
+}
+
+/// The records of the keys being computed whose hashes pick one stripe.
+struct PendingList<K> {
+    /// First record, or `None`.
+    ///
+    /// Invariant: every record reachable from `head` is alive: its owner unlinks it (under this list's lock) before
+    /// the frame holding it returns or unwinds.
+    head: Option<NonNull<Pending<K>>>,
+}
+
+impl<K: Eq> PendingList<K> {
+    /// The record after `node`.
+    fn next_of(node: NonNull<Pending<K>>) -> Option<NonNull<Pending<K>>> {
+        // SAFETY: `node` is linked, so alive (the `head` invariant), and we hold the stripe's lock (`&self` or
+        // `&mut self` comes from its guard), which `next` requires.
+        unsafe { node.as_ref().next.with(|next| *next) }
+    }
+
+    /// Whether another thread is computing a key with this `hash`, so that a thread missing `key` must wait for it.
+    ///
+    /// # Panics
+    /// If the calling thread is itself computing `key`: it called the cache for that key from inside its own
+    /// initialiser and would otherwise wait for itself forever.
+    fn is_computing(&self, hash: u64, key: &K, me: usize) -> bool {
+        let mut cursor = self.head;
+        while let Some(node) = cursor {
+            // SAFETY: linked records are alive (the `head` invariant); `hash` and `owner` are immutable.
+            let record = unsafe { node.as_ref() };
+            if record.hash == hash {
+                if record.owner != me {
+                    return true;
+                }
+                // This thread's own computation, from a call inside its initialiser. Only this thread reads `key`.
+                // SAFETY: while `key` is `Some`, it points to the key borrowed by the running initialiser (the
+                // field's invariant), and this call runs inside that initialiser.
+                let own_key = record.key.get().is_some_and(|own| unsafe { own.as_ref() } == key);
+                assert!(
+                    !own_key,
+                    "StaticCache: the initialiser for a key asked the same cache for that key; it would wait for \
+                     itself forever"
+                );
+            }
+            cursor = Self::next_of(node);
+        }
+        false
+    }
+
+    /// Links `node` at the front.
+    fn link(&mut self, node: &Pending<K>) {
+        // SAFETY: we hold the stripe's lock (`&mut self` comes from its guard).
+        unsafe { node.next.with_mut(|next| *next = self.head) };
+        self.head = Some(NonNull::from(node));
+    }
+
+    /// Unlinks `node`, which is linked.
+    fn unlink(&mut self, node: &Pending<K>) {
+        let target = NonNull::from(node);
+        if self.head == Some(target) {
+            self.head = Self::next_of(target);
+            return;
+        }
+        let mut cursor = self.head;
+        while let Some(current) = cursor {
+            let next = Self::next_of(current);
+            if next == Some(target) {
+                // SAFETY: `current` is linked, so alive, and we hold the stripe's lock.
+                unsafe { current.as_ref().next.with_mut(|link| *link = Self::next_of(target)) };
+                return;
+            }
+            cursor = next;
+        }
+        debug_assert!(false, "a registered record is always linked");
+    }
+}
+
+/// A pending list, its lock, and the condition variable its waiters sleep on.
+struct Stripe<K> {
+    pending: Mutex<PendingList<K>>,
+    /// Notified (all waiters) whenever a record of this stripe is unlinked: its key was cached, or its computation
+    /// ended without a value (error, panic, refusal).
+    settled: Condvar,
+}
+
+/// Unlinks its record and wakes the stripe's waiters when dropped: after the entry is inserted, after an error or
+/// a refusal, and while unwinding from a panicking initialiser, so that waiters never wait for a computation that
+/// has ended.
+struct Registration<'a, K: Eq> {
+    stripe: &'a Stripe<K>,
+    node: &'a Pending<K>,
+}
+
+impl<'a, K: Eq> Registration<'a, K> {
+    /// Links `node` into `stripe` (whose lock `pending` is) and unlocks.
+    fn new(stripe: &'a Stripe<K>, mut pending: MutexGuard<'a, PendingList<K>>, node: &'a Pending<K>) -> Self {
+        pending.link(node);
+        Self { stripe, node }
+    }
+}
+
+impl<K: Eq> Drop for Registration<'_, K> {
+    fn drop(&mut self) {
+        let mut pending = self.stripe.pending.lock();
+        pending.unlink(self.node);
+        self.stripe.settled.notify_all();
+    }
+}
+
+/// What a cache keeps in its budget, created on its first miss.
+struct State<K> {
+    /// The budget everything is charged to. Immutable.
+    budget: &'static LeakBudget,
+    /// Hashes keys; randomly seeded per cache.
+    hasher: RandomState,
+    /// The cached entries.
+    ///
+    /// Invariant: holds only entries of this cache's `Entry<K, V>`, each leaked into `budget` and fully written
+    /// before it was inserted.
+    table: Table,
+    /// Hits, striped by thread so that threads hitting the same key write different cache lines.
+    hits: [CachePadded<AtomicUsize>; 1 << HIT_BITS],
+    counts: CachePadded<Counts>,
+    stripes: [Stripe<K>; WAIT_STRIPES],
+}
+
+impl<K> State<K> {
+    fn new(budget: &'static LeakBudget) -> Self {
+        Self {
+            budget,
+            hasher: hash_state(),
+            table: Table::new(),
+            hits: core::array::from_fn(|_| CachePadded::new(AtomicUsize::new(0))),
+            counts: CachePadded::new(Counts::new()),
+            stripes: core::array::from_fn(|_| Stripe {
+                pending: Mutex::new(PendingList { head: None }),
+                settled: Condvar::new(),
+            }),
+        }
+    }
+
+    #[inline(always)]
+    fn count_hit(&self) {
+        let stripe = top_bits((thread_marker() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15), HIT_BITS);
+        self.hits[stripe].fetch_add(1, Relaxed);
+    }
+
+    fn stripe(&self, hash: u64) -> &Stripe<K> {
+        &self.stripes[top_bits(hash, WAIT_BITS)]
+    }
+}
+
+/// A value from a [`StaticCache`]: the cached `&'static V`, or, when the cache is full, the value computed for this
+/// call alone. Either way it dereferences to `V`, so code that only reads it need not care which.
+///
+/// # Examples
+///
+/// ```
+/// use leak_budget::{Cached, LeakBudget, StaticCache};
+///
+/// static BUDGET: LeakBudget = LeakBudget::new(64 << 10);
+/// static LENGTHS: StaticCache<u64, String> = StaticCache::in_budget(&BUDGET);
+///
+/// let first: Cached<String> = LENGTHS.get_or_insert_with(7, |n| format!("{n} bytes"));
+/// assert_eq!(first.len(), 7); // `String::len` through `Deref`
+/// assert!(first.is_static());
+/// let again = LENGTHS.get_or_insert_with(7, |_| unreachable!("cached"));
+/// assert!(core::ptr::eq(first.as_static().unwrap(), again.as_static().unwrap()));
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub enum Cached<V: 'static> {
+    /// The cached value, shared by every caller for as long as the process runs.
+    Static(&'static V),
+    /// A value computed for this call and not cached, because the cache is full.
+    Owned(V),
+}
+
+impl<V: 'static> Cached<V> {
+    /// Whether the value is cached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::Cached;
+    ///
+    /// assert!(Cached::Static(&5).is_static());
+    /// assert!(!Cached::Owned(5).is_static());
+    /// ```
+    #[must_use]
+    pub const fn is_static(&self) -> bool {
+        matches!(self, Self::Static(_))
+    }
+
+    /// The cached `&'static V`, if the value is cached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::Cached;
+    ///
+    /// static FIVE: u32 = 5;
+    /// assert_eq!(Cached::Static(&FIVE).as_static(), Some(&5));
+    /// assert_eq!(Cached::Owned(5).as_static(), None);
+    /// ```
+    #[must_use]
+    pub const fn as_static(&self) -> Option<&'static V> {
+        match self {
+            Self::Static(value) => Some(*value),
+            Self::Owned(_) => None,
+        }
+    }
+
+    /// The value, cloned out of the cache if it is cached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::Cached;
+    ///
+    /// static NAME: String = String::new();
+    /// assert_eq!(Cached::Static(&NAME).into_owned(), "");
+    /// assert_eq!(Cached::Owned(String::from("x")).into_owned(), "x");
+    /// ```
+    #[must_use]
+    pub fn into_owned(self) -> V
+    where
+        V: Clone,
+    {
+        match self {
+            Self::Static(value) => value.clone(),
+            Self::Owned(value) => value,
+        }
+    }
+}
+
+impl<V: 'static> Deref for Cached<V> {
+    type Target = V;
+
+    #[inline]
+    fn deref(&self) -> &V {
+        match self {
+            Self::Static(value) => value,
+            Self::Owned(value) => value,
+        }
+    }
+}
+
+impl<V: 'static> AsRef<V> for Cached<V> {
+    fn as_ref(&self) -> &V {
+        self
+    }
+}
+
+impl<V: 'static> core::borrow::Borrow<V> for Cached<V> {
+    fn borrow(&self) -> &V {
+        self
+    }
+}
+
+/// Compares the values, whether cached or not (as `Cow` does).
+impl<V: PartialEq + 'static> PartialEq for Cached<V> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<V: Eq + 'static> Eq for Cached<V> {}
+
+impl<V: fmt::Display + 'static> fmt::Display for Cached<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&**self, f)
+    }
+}
+
+/// How a [`StaticCache`] has been used, from [`StaticCache::stats`]. Counts the `*_insert_with` calls; [`get`] is
+/// a plain look-up and is not counted.
+///
+/// Every such call that got past hashing its key is either a hit or a miss. Each figure is exact when read; while
+/// other threads use the cache, the figures are read one after another and may come from slightly different
+/// instants.
+///
+/// # Examples
+///
+/// ```
+/// use leak_budget::{LeakBudget, StaticCache};
+///
+/// static BUDGET: LeakBudget = LeakBudget::new(64 << 10);
+/// static SQUARES: StaticCache<u32, u64> = StaticCache::in_budget(&BUDGET);
+///
+/// for n in [3, 4, 3, 3] {
+///     SQUARES.get_or_insert_with(n, |&n| u64::from(n) * u64::from(n));
+/// }
+/// let stats = SQUARES.stats();
+/// assert_eq!((stats.hits, stats.misses, stats.degraded, stats.waits), (2, 2, 0, 0));
+/// assert_eq!(stats.to_string(), "4 look-ups: 2 hits, 2 misses (0 degraded), 0 waits");
+/// ```
+///
+/// [`get`]: StaticCache::get
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Calls answered from the cache, including those that waited for another thread to compute the value.
+    pub hits: usize,
+    /// Calls that ran their initialiser (whatever came of it: a cached value, an uncached one, an error or a panic).
+    pub misses: usize,
+    /// Misses whose value was handed back uncached ([`Cached::Owned`], or [`Rejected`]) because the cache is full.
+    pub degraded: usize,
+    /// Calls that waited for another thread computing the same key (they count as hits if they then found it).
+    pub waits: usize,
+}
+
+impl CacheStats {
+    /// `hits + misses`: the calls counted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// static CACHE: leak_budget::StaticCache<u8, u8> = leak_budget::StaticCache::new();
+    /// CACHE.get_or_insert_with(1, |&k| k);
+    /// CACHE.get_or_insert_with(1, |&k| k);
+    /// assert_eq!(CACHE.stats().lookups(), 2);
+    /// ```
+    #[must_use]
+    pub const fn lookups(&self) -> usize {
+        self.hits.saturating_add(self.misses)
+    }
+
+    /// `hits / lookups`, or 0 before the first look-up.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// static CACHE: leak_budget::StaticCache<u8, u8> = leak_budget::StaticCache::new();
+    /// assert_eq!(CACHE.stats().hit_rate(), 0.0);
+    /// for _ in 0..4 {
+    ///     CACHE.get_or_insert_with(1, |&k| k);
+    /// }
+    /// assert_eq!(CACHE.stats().hit_rate(), 0.75);
+    /// ```
+    #[must_use]
+    pub fn hit_rate(&self) -> f64 {
+        if self.lookups() == 0 { 0.0 } else { self.hits as f64 / self.lookups() as f64 }
+    }
+}
+
+impl fmt::Display for CacheStats {
+    /// `N look-ups: H hits, M misses (D degraded), W waits`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} look-ups: {} hits, {} misses ({} degraded), {} waits",
+            self.lookups(),
+            self.hits,
+            self.misses,
+            self.degraded,
+            self.waits
+        )
+    }
+}
+
+/// A thread-safe memo cache that hands out `&'static V`, stores keys, values and its own table in a [`LeakBudget`],
+/// and, once that budget is exhausted, keeps answering with uncached values instead of failing.
+///
+/// - **Plain references.** A cached value is a `&'static V`: no `Arc`, no guard, no lifetime tied to the cache; it
+///   can be sent to any thread (when `V: Sync`). Values and keys are **never dropped**: they are leaked, which is what
+///   makes the references `'static`.
+/// - **Bounded.** Each cached key costs one entry in the budget (its hash, the key and the value, inline) plus its
+///   share of the table; the cache's bookkeeping (a few KiB) is charged on the first miss. Memory that keys or values
+///   own on the heap (a `String`'s buffer) is allocated as usual and *not* charged: for a hard bound, use inline types,
+///   or keys and values that themselves live in a budget (`&'static str` from [`LeakBudget::leak_str`], say).
+/// - **Degrades, never fails.** Once the budget refuses the cache, [`get_or_insert_with`] returns the value it
+///   computed as [`Cached::Owned`] and never asks the budget again; hits keep working. [`try_get_or_insert_with`]
+///   reports the refusal instead.
+/// - **At most once per key.** When threads miss the same key at once, one runs the initialiser and the others wait
+///   for its value; other keys proceed meanwhile. A panicking (or failing) initialiser caches nothing and wakes the
+///   waiters; a later call retries.
+/// - **Fast hits.** A hit hashes the key, looks it up without a lock and bumps a per-thread-striped counter.
+///
+/// # Examples
+///
+/// ```
+/// use leak_budget::{Cached, LeakBudget, StaticCache};
+///
+/// static BUDGET: LeakBudget = LeakBudget::named("paths", 1 << 20);
+/// static CANONICAL: StaticCache<String, String> = StaticCache::in_budget(&BUDGET);
+///
+/// fn canonical(path: &str) -> Cached<String> {
+///     CANONICAL.get_or_insert_with(path.to_owned(), |path| {
+///         path.split('/').filter(|part| !part.is_empty() && *part != ".").collect::<Vec<_>>().join("/")
+///     })
+/// }
+///
+/// assert_eq!(*canonical("./src//lib.rs"), "src/lib.rs");
+/// let shared: &'static String = canonical("./src//lib.rs").as_static().expect("the budget has room");
+/// std::thread::spawn(move || assert_eq!(shared, "src/lib.rs")).join().unwrap();
+/// let stats = CANONICAL.stats();
+/// assert_eq!((stats.hits, stats.misses), (1, 1));
+/// ```
+///
+/// A cache whose values are not `Sync` cannot be shared between threads:
+///
+/// ```compile_fail
+/// use std::cell::Cell;
+/// use leak_budget::StaticCache;
+///
+/// static COUNTERS: StaticCache<u32, Cell<u32>> = StaticCache::new(); // `Cell<u32>` is not `Sync`
+/// ```
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use leak_budget::StaticCache;
+///
+/// static COUNTERS: StaticCache<u32, AtomicU32> = StaticCache::new();
+/// std::thread::spawn(|| COUNTERS.get_or_insert_with(1, |_| AtomicU32::new(0)).fetch_add(1, Ordering::Relaxed))
+///     .join()
+///     .unwrap();
+/// assert_eq!(COUNTERS.get(&1).unwrap().load(Ordering::Relaxed), 1);
+/// ```
+///
+/// Such a cache still works on one thread, but the `&'static` values it hands out cannot cross to another:
+///
+/// ```compile_fail
+/// use std::cell::Cell;
+/// use leak_budget::{LeakBudget, StaticCache};
+///
+/// static BUDGET: LeakBudget = LeakBudget::new(64 << 10);
+/// let counters: StaticCache<u32, Cell<u32>> = StaticCache::in_budget(&BUDGET);
+/// let counter: &'static Cell<u32> = counters.get_or_insert_with(1, |_| Cell::new(0)).as_static().unwrap();
+/// std::thread::spawn(move || counter.set(1)); // `Cell<u32>` is not `Sync`
+/// ```
+///
+/// ```
+/// use std::cell::Cell;
+/// use leak_budget::{LeakBudget, StaticCache};
+///
+/// static BUDGET: LeakBudget = LeakBudget::new(64 << 10);
+/// let counters: StaticCache<u32, Cell<u32>> = StaticCache::in_budget(&BUDGET);
+/// let counter: &'static Cell<u32> = counters.get_or_insert_with(1, |_| Cell::new(0)).as_static().unwrap();
+/// counter.set(1);
+/// assert_eq!(counters.get(&1).map(Cell::get), Some(1));
+/// ```
+///
+/// [`get_or_insert_with`]: Self::get_or_insert_with
+/// [`try_get_or_insert_with`]: Self::try_get_or_insert_with
+pub struct StaticCache<K: 'static, V: 'static> {
+    /// The budget everything is charged to; `None` for the global budget. Immutable.
+    budget: Option<&'static LeakBudget>,
+    /// Null until the first miss, then this cache's state in the budget, never changed again. Written once, with
+    /// `Release`, under `init`.
+    state: AtomicPtr<State<K>>,
+    /// Set, never cleared, once the budget has refused the cache something (the refusal is in `refusal` first):
+    /// from then on misses are not stored and the budget is not asked again.
+    full: AtomicBool,
+    /// Serialises creating `state`, so it is created (and charged) once.
+    init: Mutex<()>,
+    /// The budget's first refusal, reported by [`try_get_or_insert_with`](Self::try_get_or_insert_with).
+    refusal: Mutex<Option<LeakError>>,
+    /// Misses while the cache has no state (the budget refused it).
+    stateless: Counts,
+    /// Why the bounds are what they are:
+    /// - `&'static V`: the cache hands out `&'static V` to whichever thread calls it, so sharing (or moving) the
+    ///   cache across threads shares `&V` across threads: `V: Sync`. A value is computed on the calling thread,
+    ///   then only ever read through `&V`, never moved or dropped: `V: Send` is not needed.
+    /// - `&'static K`: keys are compared (through `&K`) by every thread that looks one up, and a key moved in by one
+    ///   thread is never moved or dropped again: `K: Sync`, and `K: Send` is not needed.
+    /// - The initialiser runs on the calling thread: it need not be `Send`.
+    ///
+    /// So `StaticCache<K, V>` is `Send` and `Sync` exactly when `K: Sync` and `V: Sync`, which this field gives.
+    types: PhantomData<(&'static K, &'static V)>,
+}
+
+impl<K: 'static, V: 'static> StaticCache<K, V> {
+    loom_const_fn! {
+        /// An empty cache charging the [global budget](LeakBudget::global). Allocates nothing until its first miss.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// static LENGTHS: leak_budget::StaticCache<&str, usize> = leak_budget::StaticCache::new();
+        /// assert_eq!(*LENGTHS.get_or_insert_with("four", |s| s.len()), 4);
+        /// ```
+        #[must_use]
+        pub fn new() -> Self {
+            Self::build(None)
+        }
+    }
+
+    loom_const_fn! {
+        /// An empty cache charging `budget`. Allocates nothing until its first miss.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use leak_budget::{LeakBudget, StaticCache};
+        ///
+        /// static BUDGET: LeakBudget = LeakBudget::new(64 << 10);
+        /// static DOUBLED: StaticCache<u64, u64> = StaticCache::in_budget(&BUDGET);
+        /// assert_eq!(BUDGET.reserved(), 0);
+        /// DOUBLED.get_or_insert_with(21, |n| n * 2);
+        /// assert!(BUDGET.reserved() > 0);
+        /// ```
+        #[must_use]
+        pub fn in_budget(budget: &'static LeakBudget) -> Self {
+            Self::build(Some(budget))
+        }
+    }
+
+    loom_const_fn! {
+        fn build(budget: Option<&'static LeakBudget>) -> Self {
+            Self {
+                budget,
+                state: AtomicPtr::new(ptr::null_mut()),
+                full: AtomicBool::new(false),
+                init: Mutex::new(()),
+                refusal: Mutex::new(None),
+                stateless: Counts::new(),
+                types: PhantomData,
+            }
+        }
+    }
+
+    /// The budget this cache charges, or `None` for the global budget.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::{LeakBudget, StaticCache};
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::named("memo", 64 << 10);
+    /// static MEMO: StaticCache<u8, u8> = StaticCache::in_budget(&BUDGET);
+    /// assert_eq!(MEMO.budget().map(LeakBudget::name), Some("memo"));
+    /// ```
+    #[must_use]
+    pub fn budget(&self) -> Option<&'static LeakBudget> {
+        self.budget
+    }
+
+    /// Values cached so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// static MEMO: leak_budget::StaticCache<u8, u8> = leak_budget::StaticCache::new();
+    /// MEMO.get_or_insert_with(1, |&k| k);
+    /// MEMO.get_or_insert_with(1, |&k| k);
+    /// MEMO.get_or_insert_with(2, |&k| k);
+    /// assert_eq!(MEMO.len(), 2);
+    /// ```
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.existing_state().map_or(0, |state| state.table.len())
+    }
+
+    /// Whether nothing is cached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(leak_budget::StaticCache::<u8, u8>::new().is_empty());
+    /// ```
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the budget has refused the cache: from then on misses are computed but not cached, and the budget is
+    /// not asked again. Never goes back to `false`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::{LeakBudget, StaticCache};
+    ///
+    /// static NOTHING: LeakBudget = LeakBudget::new(0);
+    /// static MEMO: StaticCache<u8, u8> = StaticCache::in_budget(&NOTHING);
+    /// assert!(!MEMO.is_full());
+    /// assert!(!MEMO.get_or_insert_with(1, |&k| k).is_static());
+    /// assert!(MEMO.is_full());
+    /// ```
+    #[must_use]
+    pub fn is_full(&self) -> bool {
+        self.full.load(Acquire)
+    }
+
+    /// Hits, misses, degraded misses and waits so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::{LeakBudget, StaticCache};
+    ///
+    /// static NOTHING: LeakBudget = LeakBudget::new(0);
+    /// static MEMO: StaticCache<u8, u8> = StaticCache::in_budget(&NOTHING);
+    /// MEMO.get_or_insert_with(1, |&k| k);
+    /// let stats = MEMO.stats();
+    /// assert_eq!((stats.hits, stats.misses, stats.degraded), (0, 1, 1));
+    /// ```
+    #[must_use]
+    pub fn stats(&self) -> CacheStats {
+        let read = |counts: &Counts| CacheStats {
+            hits: 0,
+            misses: counts.misses.load(Relaxed),
+            degraded: counts.degraded.load(Relaxed),
+            waits: counts.waits.load(Relaxed),
+        };
+        let mut stats = read(&self.stateless);
+        if let Some(state) = self.existing_state() {
+            let counted = read(&state.counts);
+            stats.hits = state.hits.iter().map(|hits| hits.load(Relaxed)).fold(0, usize::wrapping_add);
+            stats.misses = stats.misses.wrapping_add(counted.misses);
+            stats.degraded = stats.degraded.wrapping_add(counted.degraded);
+            stats.waits = stats.waits.wrapping_add(counted.waits);
+        }
+        stats
+    }
+
+    fn existing_state(&self) -> Option<&'static State<K>> {
+        // SAFETY: null or a `State` leaked into the budget, published with `Release` (read with `Acquire`), never
+        // freed.
+        unsafe { self.state.load(Acquire).as_ref() }
+    }
+
+    /// Creates the state on the first miss, or refuses (then the caller marks the cache full).
+    #[cold]
+    fn create_state(&self) -> Result<&'static State<K>, LeakError> {
+        let _creating = self.init.lock();
+        if let Some(state) = self.existing_state() {
+            return Ok(state);
+        }
+        if self.is_full() {
+            // Another thread was refused while this one waited for the lock: do not ask again.
+            return Err(self.refusal());
+        }
+        let budget = self.budget.map_or_else(LeakBudget::try_global, Ok)?;
+        let state: &'static State<K> = budget.leak_with(|| State::new(budget))?;
+        self.state.store(ptr::from_ref(state).cast_mut(), Release);
+        Ok(state)
+    }
+
+    /// Records the budget's refusal (the first one is kept) and marks the cache full.
+    #[cold]
+    fn refused(&self, error: LeakError) {
+        let mut refusal = self.refusal.lock();
+        if refusal.is_none() {
+            *refusal = Some(error);
+        }
+        self.full.store(true, Release);
+    }
+
+    /// The refusal that made the cache full.
+    fn refusal(&self) -> LeakError {
+        self.refusal.lock().clone().expect("the refusal is recorded before the cache is marked full")
+    }
+}
+
+impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
+    /// The cached value for `key`, if there is one. Never allocates, never runs an initialiser, never waits for one
+    /// (a key being computed is not cached yet), and is not counted in [`stats`](Self::stats).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// static NAMES: leak_budget::StaticCache<String, usize> = leak_budget::StaticCache::new();
+    /// NAMES.get_or_insert_with("alpha".to_owned(), |s| s.len());
+    /// assert_eq!(NAMES.get("alpha"), Some(&5)); // look up a `String` key by `&str`
+    /// assert_eq!(NAMES.get("beta"), None);
+    /// ```
+    #[must_use]
+    pub fn get<Q>(&self, key: &Q) -> Option<&'static V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
+        let state = self.existing_state()?;
+        let hash = state.hasher.hash_one(key);
+        // SAFETY: entries in the table are `Entry<K, V>` (the `State::table` invariant).
+        let matches = |entry| unsafe { Entry::<K, V>::from_table(entry) }.matches(hash, key);
+        // A lock-free miss can be a concurrent split moving the entry: confirm misses under the lock.
+        let entry = state.table.find(hash, matches).or_else(|| state.table.find_locked(hash, matches))?;
+        // SAFETY: as above.
+        Some(&unsafe { Entry::<K, V>::from_table(entry) }.value)
+    }
+
+    /// The cached value for `key`, or `f(&key)`: cached if the budget can hold it, handed back as
+    /// [`Cached::Owned`] otherwise. `f` runs on the calling thread, only on a miss, and at most once at a time per
+    /// key: a thread that misses a key another thread is computing waits for that value (other keys are not held up).
+    ///
+    /// `f` may use the cache for other keys (recursive memoization). If `f` panics, nothing is cached, the panic
+    /// propagates, threads waiting for the key wake up and one of them runs its own initialiser.
+    ///
+    /// Once the budget has refused the cache, the cache is [full](Self::is_full): misses run `f` and return its
+    /// value uncached, without asking the budget again, and concurrent misses of one key each run their own `f`.
+    ///
+    /// # Panics
+    ///
+    /// If `f` panics (the panic propagates), or if `f` asks this cache for `key` itself (it would wait for itself
+    /// forever). `K`'s `Hash` and `Eq` must not use the cache: they run while it holds locks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::{Cached, LeakBudget, StaticCache};
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(64 << 10);
+    /// static FIB: StaticCache<u32, u64> = StaticCache::in_budget(&BUDGET);
+    ///
+    /// fn fib(n: u32) -> u64 {
+    ///     *FIB.get_or_insert_with(n, |&n| if n < 2 { u64::from(n) } else { fib(n - 1) + fib(n - 2) })
+    /// }
+    /// assert_eq!(fib(90), 2_880_067_194_370_816_120);
+    /// assert_eq!(FIB.len(), 91);
+    ///
+    /// // Once the budget is exhausted, values are still computed, just not cached.
+    /// static NOTHING: LeakBudget = LeakBudget::new(0);
+    /// static UNCACHED: StaticCache<u32, u64> = StaticCache::in_budget(&NOTHING);
+    /// assert!(matches!(UNCACHED.get_or_insert_with(3, |&n| u64::from(n)), Cached::Owned(3)));
+    /// ```
+    #[inline]
+    pub fn get_or_insert_with(&self, key: K, f: impl FnOnce(&K) -> V) -> Cached<V> {
+        match self.get_or_compute(key, |key| Ok::<V, Infallible>(f(key))) {
+            Ok(cached) => cached,
+            Err(never) => match never {},
+        }
+    }
+
+    /// As [`get_or_insert_with`](Self::get_or_insert_with), but reports a value that could not be cached.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`] holding the value `f` computed and the budget's refusal that made the cache full (usually
+    /// [`LeakError::BudgetExceeded`]; [`LeakError::InvalidConfig`] for a cache on the global budget when
+    /// `LEAK_BUDGET` is invalid).
+    ///
+    /// # Panics
+    ///
+    /// As [`get_or_insert_with`](Self::get_or_insert_with).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::{LeakBudget, LeakError, StaticCache};
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(64 << 10);
+    /// static SMALL: StaticCache<u8, u64> = StaticCache::in_budget(&BUDGET);
+    /// let cached: &'static u64 = SMALL.try_get_or_insert_with(1, |&k| u64::from(k))?;
+    /// assert_eq!(*cached, 1);
+    ///
+    /// static HUGE: StaticCache<u8, [u8; 1 << 20]> = StaticCache::in_budget(&BUDGET);
+    /// let refused = HUGE.try_get_or_insert_with(1, |_| [7; 1 << 20]).unwrap_err();
+    /// assert!(matches!(refused.error(), LeakError::BudgetExceeded { .. }));
+    /// assert_eq!(refused.into_inner()[0], 7);
+    /// # Ok::<(), leak_budget::Rejected<u64>>(())
+    /// ```
+    pub fn try_get_or_insert_with(&self, key: K, f: impl FnOnce(&K) -> V) -> Result<&'static V, Rejected<V>> {
+        match self.get_or_insert_with(key, f) {
+            Cached::Static(value) => Ok(value),
+            Cached::Owned(value) => Err(Rejected::new(value, self.refusal())),
+        }
+    }
+
+    /// As [`get_or_insert_with`](Self::get_or_insert_with), with an initialiser that may fail: an error is returned
+    /// as is and nothing is cached (threads waiting for the key wake up and one of them runs its own initialiser;
+    /// a later call retries).
+    ///
+    /// # Errors
+    ///
+    /// Whatever `f` returns.
+    ///
+    /// # Panics
+    ///
+    /// As [`get_or_insert_with`](Self::get_or_insert_with).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::StaticCache;
+    ///
+    /// static PARSED: StaticCache<String, u16> = StaticCache::new();
+    /// assert_eq!(*PARSED.get_or_try_insert_with("8080".into(), |s| s.parse::<u16>())?, 8080);
+    /// assert!(PARSED.get_or_try_insert_with("port".into(), |s| s.parse::<u16>()).is_err());
+    /// assert_eq!(PARSED.len(), 1); // the error was not cached
+    /// # Ok::<(), std::num::ParseIntError>(())
+    /// ```
+    pub fn get_or_try_insert_with<E>(&self, key: K, f: impl FnOnce(&K) -> Result<V, E>) -> Result<Cached<V>, E> {
+        self.get_or_compute(key, f)
+    }
+
+    /// The hit path; everything else is in [`miss`](Self::miss) and [`first_miss`](Self::first_miss).
+    #[inline]
+    fn get_or_compute<E>(&self, key: K, f: impl FnOnce(&K) -> Result<V, E>) -> Result<Cached<V>, E> {
+        let Some(state) = self.existing_state() else { return self.first_miss(key, f) };
+        let hash = state.hasher.hash_one(&key);
+        // SAFETY: entries in the table are `Entry<K, V>` (the `State::table` invariant).
+        let matches = |entry| unsafe { Entry::<K, V>::from_table(entry) }.matches(hash, &key);
+        if let Some(entry) = state.table.find(hash, matches) {
+            state.count_hit();
+            // SAFETY: as above.
+            return Ok(Cached::Static(&unsafe { Entry::<K, V>::from_table(entry) }.value));
+        }
+        self.miss(state, hash, key, f)
+    }
+
+    /// A miss before the state exists: create it, or degrade if the budget cannot hold it.
+    #[cold]
+    #[inline(never)]
+    fn first_miss<E>(&self, key: K, f: impl FnOnce(&K) -> Result<V, E>) -> Result<Cached<V>, E> {
+        if !self.is_full() {
+            match self.create_state() {
+                Ok(state) => {
+                    let hash = state.hasher.hash_one(&key);
+                    return self.miss(state, hash, key, f);
+                }
+                Err(error) => self.refused(error),
+            }
+        }
+        Self::degrade(&self.stateless, &key, f)
+    }
+
+    /// Runs `f` for a full cache and hands its value back uncached.
+    fn degrade<E>(counts: &Counts, key: &K, f: impl FnOnce(&K) -> Result<V, E>) -> Result<Cached<V>, E> {
+        counts.misses.fetch_add(1, Relaxed);
+        let value = f(key)?;
+        counts.degraded.fetch_add(1, Relaxed);
+        Ok(Cached::Owned(value))
+    }
+
+    /// A lock-free look-up missed: look again under the stripe's lock, wait for a thread computing the key, or
+    /// compute it and insert it.
+    #[cold]
+    #[inline(never)]
+    fn miss<E>(
+        &self,
+        state: &'static State<K>,
+        hash: u64,
+        key: K,
+        f: impl FnOnce(&K) -> Result<V, E>,
+    ) -> Result<Cached<V>, E> {
+        // SAFETY: entries in the table are `Entry<K, V>` (the `State::table` invariant).
+        let matches = |entry| unsafe { Entry::<K, V>::from_table(entry) }.matches(hash, &key);
+        let stripe = state.stripe(hash);
+        let me = thread_marker();
+        let mut pending = stripe.pending.lock();
+        let mut waited = false;
+        loop {
+            // Under the stripe's lock nobody can start or finish computing a key of this stripe, and the table look-up
+            // is exact: a key is either in the table, or being computed, or neither.
+            if let Some(entry) = state.table.find_locked(hash, matches) {
+                drop(pending);
+                state.count_hit();
+                // SAFETY: as above.
+                return Ok(Cached::Static(&unsafe { Entry::<K, V>::from_table(entry) }.value));
+            }
+            if self.is_full() {
+                drop(pending);
+                return Self::degrade(&state.counts, &key, f);
+            }
+            if !pending.is_computing(hash, &key, me) {
+                break;
+            }
+            if !waited {
+                waited = true;
+                state.counts.waits.fetch_add(1, Relaxed);
+            }
+            pending = stripe.settled.wait(pending);
+        }
+        let node = Pending { hash, owner: me, key: Cell::new(Some(NonNull::from(&key))), next: UnsafeCell::new(None) };
+        // From here until `registration` is dropped (normally or while unwinding), other threads that miss this key
+        // wait for this one.
+        let registration = Registration::new(stripe, pending, &node);
+        state.counts.misses.fetch_add(1, Relaxed);
+        let computed = f(&key);
+        // The key is about to move (into the entry, or to be dropped): nothing may read it through the record now.
+        node.key.set(None);
+        let value = computed?;
+        if self.is_full() {
+            drop(registration);
+            state.counts.degraded.fetch_add(1, Relaxed);
+            return Ok(Cached::Owned(value));
+        }
+        let budget = state.budget;
+        let inserted = state.table.find_or_insert(
+            budget,
+            hash,
+            // SAFETY: entries in the table are `Entry<K, V>` (the `State::table` invariant).
+            |(key, _): &(K, V), entry| unsafe { Entry::<K, V>::from_table(entry) }.matches(hash, key),
+            // SAFETY: as above; reading the stored hash runs no user code, so it cannot panic.
+            |entry| unsafe { Entry::<K, V>::from_table(entry) }.hash,
+            Layout::new::<Entry<K, V>>(),
+            (key, value),
+            |(key, value)| match budget.leak(Entry { hash, key, value }) {
+                Ok(entry) => Ok(NonNull::from(entry).cast()),
+                Err(rejected) => Err(rejected.map(|entry| (entry.key, entry.value))),
+            },
+        );
+        // Inserted (or refused) before the waiters are woken, so they find the entry (or the cache full).
+        let answer = match inserted {
+            // Nobody else inserts this key while this thread's record is linked, but a `Hash` and `Eq` that disagree
+            // could make another key look equal: keep what is there, as a look-up would.
+            Ok(Found::Inserted(entry) | Found::Existing(entry, _)) => {
+                // SAFETY: the table has just handed out one of its entries, an `Entry<K, V>` (the `State::table`
+                // invariant; `make` above writes exactly that).
+                Cached::Static(&unsafe { Entry::<K, V>::from_table(entry) }.value)
+            }
+            Err(rejected) => {
+                let ((_, value), error) = rejected.into_parts();
+                self.refused(error);
+                state.counts.degraded.fetch_add(1, Relaxed);
+                Cached::Owned(value)
+            }
+        };
+        drop(registration);
+        Ok(answer)
+    }
+}
+
+/// A panic in user code (an initialiser, `Hash`, `Eq`) leaves the cache consistent: nothing is half-inserted, no lock
+/// stays held, and waiters are woken. So, as for `OnceLock`, a cache is unwind-safe when what it hands out is.
+impl<K: RefUnwindSafe + 'static, V: RefUnwindSafe + 'static> RefUnwindSafe for StaticCache<K, V> {}
+impl<K: RefUnwindSafe + 'static, V: RefUnwindSafe + 'static> UnwindSafe for StaticCache<K, V> {}
+
+impl<K: 'static, V: 'static> Default for StaticCache<K, V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K: 'static, V: 'static> fmt::Debug for StaticCache<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticCache")
+            .field("budget", &self.budget.map_or("global", LeakBudget::name))
+            .field("len", &self.len())
+            .field("full", &self.is_full())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}

@@ -36,6 +36,7 @@ mod table;
 mod tree;
 
 pub use budget::LeakBudget;
+pub use cache::{CacheStats, Cached, StaticCache};
 pub use config::{DEFAULT_GLOBAL_LIMIT, LEAK_BUDGET_VAR, parse_size};
 pub use error::{LeakError, Rejected};
 pub use global::{leak, leak_str};
