@@ -902,8 +902,8 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
     /// let cached: &'static u64 = SMALL.try_get_or_insert_with(1, |&k| u64::from(k))?;
     /// assert_eq!(*cached, 1);
     ///
-    /// static HUGE: StaticCache<u8, [u8; 1 << 20]> = StaticCache::in_budget(&BUDGET);
-    /// let refused = HUGE.try_get_or_insert_with(1, |_| [7; 1 << 20]).unwrap_err();
+    /// static HUGE: StaticCache<u8, [u8; 64 << 10]> = StaticCache::in_budget(&BUDGET); // larger than the budget
+    /// let refused = HUGE.try_get_or_insert_with(1, |_| [7; 64 << 10]).unwrap_err();
     /// assert!(matches!(refused.error(), LeakError::BudgetExceeded { .. }));
     /// assert_eq!(refused.into_inner()[0], 7);
     /// # Ok::<(), leak_budget::Rejected<u64>>(())
