@@ -132,7 +132,9 @@ fn used_by<K: Hash + Eq + 'static, V: 'static>(
 #[test]
 fn keys_values_and_the_table_are_all_charged_to_the_budget() {
     let count = scaled(4000, 100);
-    // An entry is the hash, the key and the value; the table holds at least a pointer and a tag per entry.
+    // An entry is the hash, the key and the value; the table holds at least a pointer and a tag per entry. With
+    // 256-byte keys (or values) the floor is over ten times what the rest could account for: keys (and values) are
+    // charged. (Two caches' tables differ a little, as each has its own hash seed, so their totals are not compared.)
     let floor = |key: usize, value: usize| count * (8 + key + value + 9);
     let ceiling = |key: usize, value: usize| count * (8 + key + value + 64) + (64 << 10);
     let small = used_by(count, |i| i, |i| i);
@@ -145,8 +147,6 @@ fn keys_values_and_the_table_are_all_charged_to_the_budget() {
         );
         assert!(used <= ceiling(key, value), "{used} bytes for {count} entries: not proportionate");
     }
-    assert!(big_keys >= small + count * 248, "keys are charged");
-    assert!(big_values >= small + count * 248, "values are charged");
 }
 
 fn value_of(key: u64) -> [u64; 8] {
