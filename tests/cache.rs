@@ -155,7 +155,9 @@ fn value_of(key: u64) -> [u64; 8] {
 
 #[test]
 fn an_exhausted_budget_degrades_to_owned_values_never_asks_again_and_hits_keep_working() {
-    for limit in [0, 4 << 10, 12 << 10, 32 << 10, 256 << 10] {
+    let limits: &[usize] =
+        if cfg!(miri) { &[0, 4 << 10, 12 << 10] } else { &[0, 4 << 10, 12 << 10, 32 << 10, 256 << 10] };
+    for &limit in limits {
         let budget = budget(limit);
         let cache = cache::<u64, [u64; 8]>(budget);
         let mut stored = HashMap::new();
