@@ -1,8 +1,7 @@
 //! `StaticCache<K, V>`: hits and misses, the cap, degrading once the budget is exhausted, per-key at-most-once under
 //! contention, independent keys, panicking and failing initialisers, recursion, and misbehaving `Eq`.
 //!
-//! Tests that involve blocking never measure time. Those that block on a condition variable do not run under Miri
-//! with `-Zmiri-strict-provenance`: parking_lot's parking casts integers to pointers, which that mode rejects. A thread that should finish is joined through [`join_or_fail`],
+//! Tests that involve blocking never measure time. A thread that should finish is joined through [`join_or_fail`],
 //! which turns a deadlock into a failure after a generous bound instead of hanging the run.
 #![cfg(not(loom))]
 
@@ -210,10 +209,6 @@ fn an_exhausted_budget_degrades_to_owned_values_never_asks_again_and_hits_keep_w
 }
 
 #[test]
-#[cfg_attr(
-    miri,
-    ignore = "blocks on a condition variable: parking_lot_core casts integers to pointers when parking, which -Zmiri-strict-provenance rejects; the loom models cover these interleavings"
-)]
 fn under_contention_each_initialiser_runs_once_and_every_thread_gets_its_value() {
     let threads = scaled(8, 3);
     let keys = scaled(300, 4);
@@ -340,10 +335,6 @@ fn first_ends_while_second_waits(
 }
 
 #[test]
-#[cfg_attr(
-    miri,
-    ignore = "blocks on a condition variable: parking_lot_core casts integers to pointers when parking, which -Zmiri-strict-provenance rejects; the loom models cover these interleavings"
-)]
 fn a_panicking_initialiser_caches_nothing_wakes_its_waiters_and_a_later_call_retries() {
     let cache = cache::<u32, String>(budget(1 << 20));
     let (panicked, second, second_runs) = first_ends_while_second_waits(cache, 7, Ending::Panics);
@@ -362,10 +353,6 @@ fn a_panicking_initialiser_caches_nothing_wakes_its_waiters_and_a_later_call_ret
 }
 
 #[test]
-#[cfg_attr(
-    miri,
-    ignore = "blocks on a condition variable: parking_lot_core casts integers to pointers when parking, which -Zmiri-strict-provenance rejects; the loom models cover these interleavings"
-)]
 fn a_failing_initialiser_caches_nothing_wakes_its_waiters_and_a_later_call_retries() {
     let cache = cache::<u32, String>(budget(1 << 20));
     let (panicked, second, second_runs) = first_ends_while_second_waits(cache, 3, Ending::Fails);
@@ -380,10 +367,6 @@ fn a_failing_initialiser_caches_nothing_wakes_its_waiters_and_a_later_call_retri
 }
 
 #[test]
-#[cfg_attr(
-    miri,
-    ignore = "blocks on a condition variable: parking_lot_core casts integers to pointers when parking, which -Zmiri-strict-provenance rejects; the loom models cover these interleavings"
-)]
 fn threads_waiting_for_a_key_the_budget_refuses_compute_their_own_values() {
     type Big = [u64; 2048];
     // Room for the cache's state, not for a 16 KiB entry.
