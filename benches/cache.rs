@@ -16,8 +16,6 @@
 //! "2 threads" rows split the same number of look-ups over two threads, all hitting the same keys, and time them
 //! together (aggregate nanoseconds per look-up), so a design that scales shows about half the 1-thread time.
 
-mod common;
-
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Barrier;
@@ -85,8 +83,16 @@ fn time_lookups(threads: usize, operations: u64, stream: &[u64], lookup: impl Fn
 }
 
 fn hits(c: &mut Criterion) {
-    let mut rng = common::SplitMix(0xcac4e);
-    let stream: Vec<u64> = (0..4096).map(|_| rng.next() % KEYS).collect();
+    // A fixed xorshift stream of keys.
+    let mut state = 0x5eed_cac4e_u64;
+    let stream: Vec<u64> = (0..4096)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % KEYS
+        })
+        .collect();
     let stream = &stream;
 
     let budget: &'static LeakBudget = Box::leak(Box::new(LeakBudget::named("bench", 64 << 20)));
