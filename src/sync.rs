@@ -220,6 +220,7 @@ impl Backoff {
         }
     }
 
+    #[cfg_attr(loom, allow(clippy::unused_self))] // loom's yield needs no state
     pub(crate) fn snooze(&self) {
         #[cfg(not(loom))]
         self.0.snooze();

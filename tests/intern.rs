@@ -216,11 +216,13 @@ fn threads_on_disjoint_and_shared_values_agree_with_a_single_threaded_run() {
 fn slices_bytes_and_sized_values_intern_too() {
     let budget = budget(1 << 20);
     let bytes = interner::<[u8]>(budget);
-    assert_eq!(bytes.intern(b"abc").unwrap(), bytes.intern(&[b'a', b'b', b'c']).unwrap());
+    let heap_bytes = String::from("abc").into_bytes();
+    assert_eq!(bytes.intern(b"abc").unwrap(), bytes.intern(&heap_bytes).unwrap());
     let numbers = interner::<[u32]>(budget);
     let a = numbers.intern(&[1, 2, 3]).unwrap();
     assert_eq!(&*a, &[1, 2, 3]);
-    assert_eq!(a, numbers.intern(&vec![1, 2, 3]).unwrap());
+    let heap_numbers: Vec<u32> = (1..=3).collect();
+    assert_eq!(a, numbers.intern(&heap_numbers).unwrap());
     assert_ne!(a, numbers.intern(&[1, 2]).unwrap());
     assert_eq!(numbers.intern(&[]).unwrap().len(), 0);
 

@@ -68,6 +68,7 @@ impl Contender {
 }
 
 /// A thread-safe interner instance, shareable by reference.
+#[allow(clippy::large_enum_variant)] // one instance per benchmark; boxing would add an indirection to what is measured
 pub enum Shared {
     LeakBudget(&'static Interner<str>),
     Ustr,
@@ -127,6 +128,7 @@ impl Shared {
 }
 
 /// A single-threaded interner instance (every contender has one).
+#[allow(clippy::large_enum_variant)] // as for `Shared`
 pub enum Local {
     Shared(Shared),
     LassoRodeo(lasso::Rodeo),

@@ -5,10 +5,8 @@ use loom::thread;
 
 use crate::budget;
 
-/// A value large enough to take a dedicated block (whose charge is exact) rather than a chunk.
-type Large = [u8; 600];
-
-/// What one thread's first `Large` leak charges on a fresh budget: its lane and its dedicated block. Measured on a
+/// What one thread's first leak of a 600-byte value (large enough to take a dedicated block, whose charge is exact,
+/// rather than a chunk) charges on a fresh budget: its lane and its dedicated block. Measured on a
 /// scratch budget, because the record and lane sizes differ under loom.
 fn lane_plus_large() -> usize {
     let scratch = budget("scratch", 1 << 20);
@@ -72,7 +70,7 @@ fn two_threads_racing_for_the_last_bytes_one_wins_and_the_loser_charges_nothing_
     });
 }
 
-/// What a `Large` value's dedicated block charges: its size rounded to 8, plus a 16-byte block header.
+/// What a 600-byte value's dedicated block charges: its size rounded to 8, plus a 16-byte block header.
 fn large_charge() -> usize {
     600_usize.next_multiple_of(8) + 16
 }
