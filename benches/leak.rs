@@ -1,14 +1,13 @@
 //! Leaking 24-byte values and identifier-sized strings: leak-budget against `Box::leak`, bumpalo and typed-arena.
 //!
 //! ```text
-//! cargo bench --bench leak                      # optional: LEAK_BUDGET_CORPUS=path/to/tokens.txt
+//! cargo bench --bench leak                      # optional: LEAK_BUDGET_CORPUS=path/to/tokens.txt for the strings
 //! ```
 //!
-//! Leaked memory is never reused, so every contender allocates fresh pages in every sample: leak-budget gets a new
-//! budget per sample, bumpalo and typed-arena a new arena that is forgotten (not dropped) afterwards, and `Box::leak`
-//! never frees. Nobody gets pages back from an earlier sample, as a program that leaks would not. Because nothing is
-//! freed the process grows by roughly (operations measured x bytes per value); the short measurement times below keep
-//! that to a few GiB.
+//! Every sample runs in a fresh child process (this binary, re-executed), which performs the sample's operations,
+//! times them, and reports the time: every contender allocates fresh pages, as a program that leaks does, and the
+//! memory nobody frees is returned when the child exits. bumpalo and typed-arena arenas are forgotten rather than
+//! dropped, so that they too are measured without reusing memory.
 //!
 //! "2 threads" rows split the same number of operations over two threads and time them together (aggregate
 //! nanoseconds per operation), so a design that scales shows about half the 1-thread time.
@@ -20,35 +19,41 @@ use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime};
+use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
 use leak_budget::LeakBudget;
 
-/// The 24-byte value of the value benchmarks.
-type Value = [u64; 3];
+/// A case measured in a child: its name in the report and its code on the child's command line.
+const VALUE_CASES: [(&str, &str); 7] = [
+    ("leak-budget LeakBudget::leak", "budget"),
+    ("bumpalo Bump::alloc", "bumpalo"),
+    ("typed-arena Arena::alloc", "typed-arena"),
+    ("std Box::leak", "box"),
+    ("leak-budget LeakBudget::leak, 2 threads", "budget-2"),
+    ("bumpalo Bump::alloc, one Bump per thread, 2 threads", "bumpalo-2"),
+    ("std Box::leak, 2 threads", "box-2"),
+];
+
+const STRING_CASES: [(&str, &str); 3] = [
+    ("leak-budget LeakBudget::leak_str", "str-budget"),
+    ("bumpalo Bump::alloc_str", "str-bumpalo"),
+    ("std Box::leak(Box<str>)", "str-box"),
+];
 
 fn fresh_budget() -> &'static LeakBudget {
     Box::leak(Box::new(LeakBudget::named("bench", usize::MAX / 2)))
 }
 
-fn configure(group: &mut BenchmarkGroup<'_, WallTime>) {
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1))
-        .throughput(Throughput::Elements(1));
-}
-
-/// Runs `work(thread_index, operations)` on `threads` threads at once and times them together, spawning excluded.
-fn timed_on_threads(threads: usize, operations: u64, work: impl Fn(usize, u64) + Sync) -> Duration {
+/// Runs `work(operations)` on `threads` threads at once and times them together, spawning excluded.
+fn timed_on_threads(threads: usize, operations: u64, work: impl Fn(u64) + Sync) -> Duration {
     let barrier = Barrier::new(threads + 1);
     thread::scope(|scope| {
         let per_thread = operations / threads as u64;
         let workers: Vec<_> = (0..threads)
-            .map(|index| {
+            .map(|_| {
                 let (barrier, work) = (&barrier, &work);
                 scope.spawn(move || {
                     barrier.wait();
-                    work(index, per_thread);
+                    work(per_thread);
                 })
             })
             .collect();
@@ -61,119 +66,112 @@ fn timed_on_threads(threads: usize, operations: u64, work: impl Fn(usize, u64) +
     })
 }
 
-fn values(c: &mut Criterion) {
-    let mut group = c.benchmark_group("leak 24-byte values");
-    configure(&mut group);
-    group.bench_function("leak-budget LeakBudget::leak", |b| {
-        b.iter_custom(|iters| {
+fn leak_values(budget: &LeakBudget, operations: u64) {
+    for i in 0..operations {
+        black_box(budget.leak([i; 3]).unwrap());
+    }
+}
+
+fn bump_values(operations: u64) {
+    let bump = bumpalo::Bump::new();
+    for i in 0..operations {
+        black_box(bump.alloc([i; 3]));
+    }
+    std::mem::forget(bump);
+}
+
+fn box_values(operations: u64) {
+    for i in 0..operations {
+        black_box(Box::leak(Box::new([i; 3])));
+    }
+}
+
+/// Runs one sample of `case` with `operations` operations and returns its time. Runs in a child process.
+fn run_case(case: &str, operations: u64) -> Duration {
+    let one_thread = |work: &dyn Fn()| {
+        let start = Instant::now();
+        work();
+        start.elapsed()
+    };
+    match case {
+        "budget" => {
             let budget = fresh_budget();
-            let start = Instant::now();
-            for i in 0..iters {
-                black_box(budget.leak([i; 3]).unwrap());
-            }
-            start.elapsed()
-        });
-    });
-    group.bench_function("bumpalo Bump::alloc", |b| {
-        b.iter_custom(|iters| {
-            let bump = bumpalo::Bump::new();
-            let start = Instant::now();
-            for i in 0..iters {
-                black_box(bump.alloc([i; 3]));
-            }
-            let elapsed = start.elapsed();
-            std::mem::forget(bump);
-            elapsed
-        });
-    });
-    group.bench_function("typed-arena Arena::alloc", |b| {
-        b.iter_custom(|iters| {
-            let arena = typed_arena::Arena::<Value>::new();
-            let start = Instant::now();
-            for i in 0..iters {
+            one_thread(&|| leak_values(budget, operations))
+        }
+        "bumpalo" => one_thread(&|| bump_values(operations)),
+        "typed-arena" => one_thread(&|| {
+            let arena = typed_arena::Arena::<[u64; 3]>::new();
+            for i in 0..operations {
                 black_box(arena.alloc([i; 3]));
             }
-            let elapsed = start.elapsed();
             std::mem::forget(arena);
-            elapsed
-        });
-    });
-    group.bench_function("std Box::leak", |b| {
-        b.iter(|| black_box(Box::leak(Box::new(black_box([7u64; 3])))));
-    });
-    group.bench_function("leak-budget LeakBudget::leak, 2 threads", |b| {
-        b.iter_custom(|iters| {
+        }),
+        "box" => one_thread(&|| box_values(operations)),
+        "budget-2" => {
             let budget = fresh_budget();
-            timed_on_threads(2, iters, |_, n| {
-                for i in 0..n {
-                    black_box(budget.leak([i; 3]).unwrap());
+            timed_on_threads(2, operations, |n| leak_values(budget, n))
+        }
+        "bumpalo-2" => timed_on_threads(2, operations, bump_values),
+        "box-2" => timed_on_threads(2, operations, box_values),
+        strings => {
+            let (owned, _) = common::tokens();
+            let tokens: Vec<&str> = owned.iter().map(String::as_str).collect();
+            let stream = || tokens.iter().cycle().take(operations as usize);
+            match strings {
+                "str-budget" => {
+                    let budget = fresh_budget();
+                    one_thread(&|| {
+                        for token in stream() {
+                            black_box(budget.leak_str(token).unwrap());
+                        }
+                    })
                 }
-            })
-        });
-    });
-    group.bench_function("bumpalo Bump::alloc, one Bump per thread, 2 threads", |b| {
-        b.iter_custom(|iters| {
-            timed_on_threads(2, iters, |_, n| {
-                let bump = bumpalo::Bump::new();
-                for i in 0..n {
-                    black_box(bump.alloc([i; 3]));
-                }
-                std::mem::forget(bump);
-            })
-        });
-    });
-    group.bench_function("std Box::leak, 2 threads", |b| {
-        b.iter_custom(|iters| {
-            timed_on_threads(2, iters, |_, n| {
-                for i in 0..n {
-                    black_box(Box::leak(Box::new([i; 3])));
-                }
-            })
-        });
-    });
-    group.finish();
+                "str-bumpalo" => one_thread(&|| {
+                    let bump = bumpalo::Bump::new();
+                    for token in stream() {
+                        black_box(bump.alloc_str(token));
+                    }
+                    std::mem::forget(bump);
+                }),
+                "str-box" => one_thread(&|| {
+                    for token in stream() {
+                        black_box(Box::leak(Box::<str>::from(*token)));
+                    }
+                }),
+                other => panic!("unknown case {other}"),
+            }
+        }
+    }
 }
 
-fn strings(c: &mut Criterion) {
-    let (tokens, label) = common::tokens();
-    eprintln!("leak strings: {label}");
-    let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
-    let tokens = &tokens;
-    let mut group = c.benchmark_group("leak identifier strings");
+fn configure(group: &mut BenchmarkGroup<'_, WallTime>) {
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Elements(1));
+}
+
+fn in_children(c: &mut Criterion, title: &str, cases: &[(&str, &str)]) {
+    let mut group = c.benchmark_group(title);
     configure(&mut group);
-    group.bench_function("leak-budget LeakBudget::leak_str", |b| {
-        b.iter_custom(|iters| {
-            let budget = fresh_budget();
-            let start = Instant::now();
-            for token in tokens.iter().cycle().take(iters as usize) {
-                black_box(budget.leak_str(token).unwrap());
-            }
-            start.elapsed()
-        });
-    });
-    group.bench_function("bumpalo Bump::alloc_str", |b| {
-        b.iter_custom(|iters| {
-            let bump = bumpalo::Bump::new();
-            let start = Instant::now();
-            for token in tokens.iter().cycle().take(iters as usize) {
-                black_box(bump.alloc_str(token));
-            }
-            let elapsed = start.elapsed();
-            std::mem::forget(bump);
-            elapsed
-        });
-    });
-    group.bench_function("std Box::leak(Box<str>)", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for token in tokens.iter().cycle().take(iters as usize) {
-                black_box(Box::leak(Box::<str>::from(*token)));
-            }
-            start.elapsed()
-        });
-    });
+    for (name, code) in cases {
+        group.bench_function(*name, |b| b.iter_custom(|iters| common::timed_in_child(&format!("{code}:{iters}"))));
+    }
     group.finish();
 }
 
-criterion_group!(benches, values, strings);
-criterion_main!(benches);
+fn main() {
+    if let Some(case) = common::child_case() {
+        let (code, operations) = case.rsplit_once(':').expect("case:operations");
+        let elapsed = run_case(code, operations.parse().expect("a count"));
+        println!("{}", elapsed.as_nanos());
+        return;
+    }
+    let (_, label) = common::tokens();
+    eprintln!("strings: {label}");
+    let mut criterion = Criterion::default().configure_from_args();
+    in_children(&mut criterion, "leak 24-byte values", &VALUE_CASES);
+    in_children(&mut criterion, "leak identifier strings", &STRING_CASES);
+    criterion.final_summary();
+}

@@ -2,15 +2,11 @@
 //! a fresh child process (so that interners with a process-wide table start empty, and every run gets fresh pages).
 
 use std::collections::HashSet;
-use std::process::Command;
 use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use leak_budget::{Interner, LeakBudget};
-
-/// Environment variable that makes a benchmark binary run one workload as a child and print its result.
-pub const CHILD_VAR: &str = "LEAK_BUDGET_BENCH_CHILD";
 
 /// An interner under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,25 +206,19 @@ impl Workload {
     }
 }
 
-/// Runs `workload` for `contender` in a fresh child process (this same binary) and returns what it printed.
+/// Runs `workload` for `contender` in a fresh child process and returns what it printed.
 pub fn run_in_child(workload: Workload, contender: Contender) -> String {
-    let exe = std::env::current_exe().expect("the benchmark binary knows its path");
-    let output = Command::new(exe)
-        .env(CHILD_VAR, format!("{}:{}", workload.code(), contender.name()))
-        .output()
-        .expect("the benchmark binary can run itself");
-    assert!(output.status.success(), "child failed: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).expect("utf-8").trim().to_owned()
+    super::run_in_child(&format!("{}:{}", workload.code(), contender.name()))
 }
 
 /// The elapsed time a child reported for `workload`.
 pub fn timed_in_child(workload: Workload, contender: Contender) -> Duration {
-    Duration::from_nanos(run_in_child(workload, contender).parse().expect("the child prints nanoseconds"))
+    super::timed_in_child(&format!("{}:{}", workload.code(), contender.name()))
 }
 
 /// If this process is a child started by [`run_in_child`], runs its workload, prints the result and returns `true`.
 pub fn child_main() -> bool {
-    let Ok(spec) = std::env::var(CHILD_VAR) else { return false };
+    let Some(spec) = super::child_case() else { return false };
     let (workload, contender) = spec.split_once(':').expect("workload:contender");
     let (workload, contender) = (Workload::from_code(workload), Contender::from_name(contender));
     let (owned, _) = super::tokens();

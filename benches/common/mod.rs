@@ -5,6 +5,28 @@ use std::path::PathBuf;
 
 pub mod interners;
 
+/// Environment variable that makes a benchmark binary run one case as a child process and print its result.
+pub const CHILD_VAR: &str = "LEAK_BUDGET_BENCH_CHILD";
+
+/// The case this process was started to run by [`run_in_child`], if any.
+pub fn child_case() -> Option<String> {
+    std::env::var(CHILD_VAR).ok()
+}
+
+/// Runs `case` in a fresh child process (this same binary) and returns what it printed.
+pub fn run_in_child(case: &str) -> String {
+    let exe = std::env::current_exe().expect("the benchmark binary knows its path");
+    let output =
+        std::process::Command::new(exe).env(CHILD_VAR, case).output().expect("the benchmark binary can run itself");
+    assert!(output.status.success(), "child {case} failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("utf-8").trim().to_owned()
+}
+
+/// The elapsed time a child printed (in nanoseconds) for `case`.
+pub fn timed_in_child(case: &str) -> std::time::Duration {
+    std::time::Duration::from_nanos(run_in_child(case).parse().expect("the child prints nanoseconds"))
+}
+
 /// Environment variable naming a corpus file: one token per line (for example every identifier of a source tree).
 pub const CORPUS_VAR: &str = "LEAK_BUDGET_CORPUS";
 
