@@ -1,0 +1,87 @@
+//! Shared by the `harness = false` test binaries (each has its own `#[global_allocator]`, so each is its own binary):
+//! a named-case runner with libtest-like output, and a small deterministic random number generator.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// One named check. It panics (with an `assert!`) on failure and returns a one-line summary of its figures on success.
+pub type Case = (&'static str, fn() -> String);
+
+/// Runs `cases` in order and prints one line per case, as libtest does. Arguments: substrings to select cases by name
+/// (all cases when none is given), `--list` to list them, `--exact` to match whole names; other flags are ignored so
+/// that `cargo test -- <flags>` works for every test binary at once.
+///
+/// Returns failure if any case panicked.
+pub fn run(cases: &[Case]) -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let exact = args.iter().any(|arg| arg == "--exact");
+    let filters: Vec<&str> = args.iter().filter(|arg| !arg.starts_with('-')).map(String::as_str).collect();
+    let selected: Vec<&Case> = cases
+        .iter()
+        .filter(|(name, _)| {
+            filters.is_empty() || filters.iter().any(|f| if exact { name == f } else { name.contains(f) })
+        })
+        .collect();
+    if args.iter().any(|arg| arg == "--list") {
+        for (name, _) in &selected {
+            println!("{name}: test");
+        }
+        return ExitCode::SUCCESS;
+    }
+    println!("\nrunning {} cases", selected.len());
+    let mut failed = Vec::new();
+    let started = Instant::now();
+    for (name, case) in &selected {
+        let case_started = Instant::now();
+        match catch_unwind(AssertUnwindSafe(case)) {
+            Ok(summary) => println!("case {name} ... ok ({:.2?}): {summary}", case_started.elapsed()),
+            Err(_) => {
+                println!("case {name} ... FAILED");
+                failed.push(*name);
+            }
+        }
+    }
+    let passed = selected.len() - failed.len();
+    if failed.is_empty() {
+        println!("\ncase result: ok. {passed} passed; finished in {:.2?}\n", started.elapsed());
+        ExitCode::SUCCESS
+    } else {
+        println!("\nfailures: {failed:?}\ncase result: FAILED. {passed} passed; {} failed\n", failed.len());
+        ExitCode::FAILURE
+    }
+}
+
+/// Fewer iterations under Miri, which is slow, and the full count natively.
+pub const fn scaled(native: usize, miri: usize) -> usize {
+    if cfg!(miri) { miri } else { native }
+}
+
+/// xorshift64*: deterministic, allocation-free, good enough to mix request shapes.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed` (any value, zero included).
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// The byte at `index` of the pattern for `seed`: what a test writes into leaked memory and checks at the end.
+pub fn pattern(seed: u64, index: usize) -> u8 {
+    (seed as usize).wrapping_mul(31).wrapping_add(index.wrapping_mul(7)).to_le_bytes()[0] ^ 0x5A
+}
