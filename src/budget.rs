@@ -519,7 +519,9 @@ impl LeakBudget {
     }
 
     /// Reserves `layout.size()` uninitialised bytes aligned to `layout.align()`, for custom layouts (a header
-    /// followed by a payload, say). The alignment may be up to [`MAX_ALIGN`](crate::MAX_ALIGN) (2^29).
+    /// followed by a payload, say). The alignment may be up to [`MAX_ALIGN`](crate::MAX_ALIGN) (2^29); its padding is
+    /// charged like any other byte taken from the allocator, so a request may charge up to `align` bytes more than its
+    /// size (see [`max_charge_for`](Self::max_charge_for)).
     ///
     /// # Errors
     ///

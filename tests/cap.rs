@@ -543,13 +543,12 @@ fn resident_memory_grows_by_at_most_the_limit() -> String {
     format!(
         "RSS growth {growth} bytes for a {limit}-byte limit: {:+} bytes beyond the limit (slack allowed \
          {RSS_SLACK}); {summary}",
-        growth.cast_signed() - limit.cast_signed()
+        growth as isize - limit as isize
     )
 }
 
 /// Small values with strict alignments, leaked until refused: the allocator's own alignment padding must be paid
 /// for by the budget too, so the resident set still grows by at most the limit plus `RSS_SLACK` for each shape.
-#[allow(dead_code)]
 fn resident_memory_with_strict_alignments() -> String {
     if cfg!(miri) || resident_bytes().is_none() {
         return "skipped: no /proc/self/statm here (Linux only, and not under Miri)".into();
@@ -583,6 +582,7 @@ fn main() -> ExitCode {
     support::run(&[
         // First, while the process is small and the allocator has no freed memory to reuse.
         ("resident_memory_grows_by_at_most_the_limit", resident_memory_grows_by_at_most_the_limit),
+        ("resident_memory_with_strict_alignments", resident_memory_with_strict_alignments),
         ("one_thread_until_full", one_thread_until_full),
         ("threads_until_full", threads_until_full),
         ("refusals_of_one_size_never_reach_the_allocator", refusals_of_one_size_never_reach_the_allocator),
