@@ -1,6 +1,6 @@
 //! Adversarial cases: requests at the exact edge of the limit, absurd sizes and alignments, floods of refusals,
-//! initialisers that panic, races for the last bytes, and thread-local destructors that leak after the thread's own
-//! state is gone.
+//! initialisers that panic, statistics read while another thread switches chunks, and thread-local destructors that
+//! leak after the thread's own state is gone.
 //!
 //! Memory errors (a write past a buffer, a read of freed memory) do not always fail a native run: run this file under
 //! Miri and AddressSanitizer too (`scripts/miri.sh`, `scripts/sanitizers.sh`).
@@ -9,6 +9,7 @@ use core::alloc::Layout;
 use std::cell::Cell;
 use std::mem::MaybeUninit;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Barrier, Mutex};
 use std::thread;
 
@@ -262,6 +263,39 @@ fn panicking_initialisers_leave_every_budget_consistent() {
     thread::spawn(move || assert_eq!(*shared.leak(1u32).unwrap(), 1)).join().unwrap();
     let stats = shared.stats();
     assert_eq!((stats.allocations, stats.lanes), (2, 1), "{stats}");
+}
+
+/// One thread leaks through many chunk switches while another reads the budget's figures without pause: each read
+/// completes (no arithmetic on a torn snapshot panics) and stays within the limit; the final figures are exact.
+#[test]
+fn figures_read_during_chunk_switches() {
+    let rounds = scaled(400, 3);
+    for _ in 0..rounds {
+        let budget = budget(scaled(256 << 10, 24 << 10));
+        let done = AtomicBool::new(false);
+        let leaked = thread::scope(|scope| {
+            let reader = scope.spawn(|| {
+                let mut reads = 0;
+                while !done.load(Relaxed) || reads == 0 {
+                    let stats = budget.stats();
+                    assert!(stats.used <= stats.limit && stats.reserved <= stats.limit, "{stats}");
+                    reads += 1;
+                }
+                reads
+            });
+            let mut leaked = 0;
+            // Values of 200 bytes switch a lane's chunk every few requests near the limit.
+            while budget.leak([7u8; 200]).is_ok() {
+                leaked += 1;
+            }
+            done.store(true, Relaxed);
+            assert!(reader.join().unwrap() > 0);
+            leaked
+        });
+        let stats = budget.stats();
+        assert_eq!((stats.allocations, stats.used), (leaked, leaked * 200));
+        assert!(stats.blocks > 3, "the budget must have switched chunks a few times\n{stats}");
+    }
 }
 
 /// Two threads that already hold lanes race for the last bytes of a budget with room for exactly one of their values:
