@@ -6,7 +6,10 @@ use core::fmt;
 /// Why a budget refused a request.
 ///
 /// Every variant leaves the budget exactly as it was before the call (apart from its rejection counter), so the caller
-/// may retry, fall back to an owned value, or report the error.
+/// may retry, fall back to an owned value, or report the error. One qualification: bookkeeping the request obtained
+/// before it failed (the budget's record on its first request, a lane for the calling thread) stays charged and serves
+/// later requests; this happens after [`AllocFailed`](Self::AllocFailed), or when a concurrent request takes the room
+/// between the two. After `AllocFailed`, `peak_reserved` also includes the refunded charge.
 ///
 /// # Examples
 ///

@@ -1,6 +1,9 @@
 //! Shared by the `harness = false` test binaries (each has its own `#[global_allocator]`, so each is its own binary):
 //! a named-case runner with libtest-like output, and a small deterministic random number generator.
 
+// Each binary uses a subset.
+#![allow(dead_code)]
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::ExitCode;
 use std::time::Instant;
