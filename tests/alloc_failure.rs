@@ -238,7 +238,7 @@ fn every_entry_point_fails_cleanly() -> String {
 /// failure gives its value back, and at the end the budget's `reserved` equals exactly the bytes it obtained (no
 /// charge of a failed allocation is left behind, no refund is lost).
 fn failures_on_several_threads_refund_exactly() -> String {
-    let limit = scaled(4 << 20, 96 << 10);
+    let limit = scaled(4 << 20, 32 << 10);
     let budget = LeakBudget::named("failing", limit);
     HELD.store(0, SeqCst);
     let refused_before = REFUSED.load(SeqCst);
@@ -251,7 +251,11 @@ fn failures_on_several_threads_refund_exactly() -> String {
                     let mut rng = Rng::new(t);
                     let (mut served, mut failed) = (0, 0);
                     loop {
-                        let len = if rng.below(8) == 0 { 1000 + rng.below(20_000) } else { 1 + rng.below(100) };
+                        let len = if rng.below(8) == 0 {
+                            1000 + rng.below(scaled(20_000, 1_000))
+                        } else {
+                            1 + rng.below(scaled(100, 20))
+                        };
                         let value = vec![t as u8; len];
                         match armed(|| budget.leak_vec(value)) {
                             Ok(leaked) => {

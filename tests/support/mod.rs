@@ -11,20 +11,29 @@ use std::time::Instant;
 /// One named check. It panics (with an `assert!`) on failure and returns a one-line summary of its figures on success.
 pub type Case = (&'static str, fn() -> String);
 
-/// Runs `cases` in order and prints one line per case, as libtest does. Arguments: substrings to select cases by name
-/// (all cases when none is given), `--list` to list them, `--exact` to match whole names; other flags are ignored so
-/// that `cargo test -- <flags>` works for every test binary at once.
+/// Runs `cases` in order and prints one line per case, as libtest does. Arguments, as libtest takes them: substrings
+/// to select cases by name (all cases when none is given), `--skip <substring>` to leave cases out, `--exact` to match
+/// whole names, `--list` to list the cases; other flags are ignored, so that `cargo test -- <flags>` works for every
+/// test binary at once.
 ///
 /// Returns failure if any case panicked.
 pub fn run(cases: &[Case]) -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let exact = args.iter().any(|arg| arg == "--exact");
-    let filters: Vec<&str> = args.iter().filter(|arg| !arg.starts_with('-')).map(String::as_str).collect();
+    let (mut filters, mut skips) = (Vec::new(), Vec::new());
+    let mut words = args.iter().map(String::as_str);
+    while let Some(word) = words.next() {
+        match word {
+            "--skip" => skips.extend(words.next()),
+            flag if flag.starts_with('-') => {}
+            filter => filters.push(filter),
+        }
+    }
+    let matches = |name: &str, pattern: &str| if exact { name == pattern } else { name.contains(pattern) };
     let selected: Vec<&Case> = cases
         .iter()
-        .filter(|(name, _)| {
-            filters.is_empty() || filters.iter().any(|f| if exact { name == f } else { name.contains(f) })
-        })
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| matches(name, f)))
+        .filter(|(name, _)| !skips.iter().any(|s| matches(name, s)))
         .collect();
     if args.iter().any(|arg| arg == "--list") {
         for (name, _) in &selected {
