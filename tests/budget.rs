@@ -367,7 +367,7 @@ fn used_at_first_refusal(limit: usize, threads: usize) -> (usize, Stats) {
 
 #[test]
 fn one_thread_hands_out_at_least_95_percent_before_its_first_refusal() {
-    for limit in [64 << 10, 1 << 20, scaled(64 << 20, 2 << 20)] {
+    for limit in [64 << 10, scaled(1 << 20, 128 << 10), scaled(64 << 20, 256 << 10)] {
         let (used, stats) = used_at_first_refusal(limit, 1);
         assert!(used * 100 >= limit * 95, "{used} of {limit} handed out\n{stats}");
         assert!(stats.reserved <= stats.limit);
@@ -376,7 +376,7 @@ fn one_thread_hands_out_at_least_95_percent_before_its_first_refusal() {
 
 #[test]
 fn two_threads_hand_out_at_least_90_percent() {
-    for limit in [256 << 10, 4 << 20, scaled(64 << 20, 4 << 20)] {
+    for limit in [scaled(256 << 10, 64 << 10), scaled(4 << 20, 256 << 10), scaled(64 << 20, 512 << 10)] {
         let (used, stats) = used_at_first_refusal(limit, 2);
         // Under Miri the figure is not meaningful: its weak-memory emulation lets the refused thread read a list of
         // lanes that does not yet include the other thread's (nothing orders that read after the other thread's

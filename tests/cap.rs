@@ -282,7 +282,7 @@ fn random_request(budget: &LeakBudget, rng: &mut Rng) -> (Layout, Result<Leaked,
         4 => (Layout::new::<Align4096>(), leak_typed::<Align4096>(budget, seed)),
         5 => (Layout::new::<[u8; 3000]>(), leak_typed::<[u8; 3000]>(budget, seed)),
         6 | 7 => {
-            let len = if rng.below(16) == 0 { rng.below(20_000) } else { rng.below(200) };
+            let len = if rng.below(16) == 0 { rng.below(scaled(20_000, 2_000)) } else { rng.below(200) };
             let text = String::from_utf8((0..len).map(|i| expected(seed, true, i)).collect()).expect("ASCII");
             let result = lib(|| budget.leak_str(&text)).map(|leaked| {
                 assert_eq!(leaked, text);
@@ -317,7 +317,7 @@ fn random_request(budget: &LeakBudget, rng: &mut Rng) -> (Layout, Result<Leaked,
             (layout, result)
         }
         _ => {
-            let size = if rng.below(8) == 0 { rng.below(70_000) } else { rng.below(5_000) };
+            let size = if rng.below(8) == 0 { rng.below(scaled(70_000, 8_000)) } else { rng.below(scaled(5_000, 600)) };
             let layout = Layout::from_size_align(size, 1 << rng.below(13)).expect("a valid layout");
             let result = lib(|| budget.leak_layout(layout)).map(|memory| {
                 for (i, byte) in memory.iter_mut().enumerate() {
@@ -419,7 +419,7 @@ fn assert_leaked_sound(leaked: &[&Leaked]) {
 }
 
 fn one_thread_until_full() -> String {
-    let limit = scaled(4 << 20, 96 << 10);
+    let limit = scaled(4 << 20, 48 << 10);
     start_case(limit);
     let budget = LeakBudget::named("cap", limit);
     let run = leak_until_full(&budget, 1, true);
@@ -432,8 +432,8 @@ fn one_thread_until_full() -> String {
 }
 
 fn threads_until_full() -> String {
-    let threads = 4;
-    let limit = scaled(8 << 20, 128 << 10);
+    let threads = scaled(4, 3);
+    let limit = scaled(8 << 20, 64 << 10);
     start_case(limit);
     let budget = LeakBudget::named("cap", limit);
     let barrier = Barrier::new(threads + 1);

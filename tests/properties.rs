@@ -4,7 +4,7 @@
 //! `tests/model/mod.rs` (alignment, contents, figures, when a refusal is allowed, nothing changed by a refusal), and
 //! every reference checked intact and disjoint at the end.
 //!
-//! `PROPTEST_CASES` overrides the number of cases (4096 natively, 24 under Miri).
+//! `PROPTEST_CASES` overrides the number of cases (4096 natively, 8 under Miri).
 
 use core::alloc::Layout;
 
@@ -18,7 +18,7 @@ mod model;
 use model::{Absurd, MAX_ALIGN_SHIFT, MAX_SIZE, Model, Op, Typed};
 
 fn cases() -> u32 {
-    let default = if cfg!(miri) { 24 } else { 4096 };
+    let default = if cfg!(miri) { 8 } else { 4096 };
     std::env::var("PROPTEST_CASES").ok().and_then(|cases| cases.parse().ok()).unwrap_or(default)
 }
 
@@ -46,14 +46,16 @@ fn typed() -> impl Strategy<Value = Typed> {
 }
 
 fn op() -> impl Strategy<Value = Op> {
+    // Miri checks every byte written and read, one by one: smaller values there.
+    let max = if cfg!(miri) { 512 } else { MAX_SIZE };
     prop_oneof![
-        6 => (length(MAX_SIZE), 0..=MAX_ALIGN_SHIFT).prop_map(|(size, align_shift)| Op::Layout { size, align_shift }),
+        6 => (length(max), 0..=MAX_ALIGN_SHIFT).prop_map(|(size, align_shift)| Op::Layout { size, align_shift }),
         4 => typed().prop_map(Op::Leak),
         1 => Just(Op::With),
-        3 => length(MAX_SIZE).prop_map(|len| Op::Str { len }),
-        2 => length(MAX_SIZE / 4).prop_map(|len| Op::Slice { len }),
-        2 => length(MAX_SIZE / 2).prop_map(|len| Op::Vec { len }),
-        2 => length(MAX_SIZE / 8).prop_map(|len| Op::Uninit { len }),
+        3 => length(max).prop_map(|len| Op::Str { len }),
+        2 => length(max / 4).prop_map(|len| Op::Slice { len }),
+        2 => length(max / 2).prop_map(|len| Op::Vec { len }),
+        2 => length(max / 8).prop_map(|len| Op::Uninit { len }),
         1 => prop_oneof![
             Just(Absurd::SliceOverflow),
             Just(Absurd::MaxLayout),
@@ -115,10 +117,10 @@ proptest! {
 /// first request, in the lane path and in the dedicated-block path.
 #[test]
 fn a_full_budget_refuses_cleanly() {
-    for limit in [0, 100, 4096, 20_000] {
+    for limit in [0, 100, 4096, if cfg!(miri) { 8192 } else { 20_000 }] {
         let budget = LeakBudget::named("property", limit);
         let mut model = Model::new(&budget);
-        for round in 0..if cfg!(miri) { 20 } else { 200 } {
+        for round in 0..if cfg!(miri) { 6 } else { 200 } {
             model.apply(&Op::Layout { size: 24 + round % 7, align_shift: (round % 5) as u8 });
             model.apply(&Op::Str { len: 300 });
             model.apply(&Op::Leak(Typed::Align4096));
