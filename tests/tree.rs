@@ -6,6 +6,7 @@
 use core::alloc::Layout;
 use std::collections::HashMap;
 use std::process::Command;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::thread;
 
@@ -16,9 +17,14 @@ const fn scaled(native: usize, miri: usize) -> usize {
     if cfg!(miri) { miri } else { native }
 }
 
+/// Test budgets, kept reachable from a static so that Miri's leak checker (which stays on) does not report them.
+static ROOTS: Mutex<Vec<&'static LeakBudget>> = Mutex::new(Vec::new());
+
 /// A `'static` root budget for one test.
 fn root(name: &'static str, limit: usize) -> &'static LeakBudget {
-    Box::leak(Box::new(LeakBudget::named(name, limit)))
+    let root: &'static LeakBudget = Box::leak(Box::new(LeakBudget::named(name, limit)));
+    ROOTS.lock().unwrap().push(root);
+    root
 }
 
 /// A layout served from a dedicated block (too large for a lane's chunk), so that its charge is exactly predictable.
