@@ -3,11 +3,12 @@
 //! the same model as the property tests.
 //!
 //! ```text
-//! cargo +nightly fuzz run budget -- -fork=1 -max_total_time=600
+//! cargo +nightly fuzz run budget -- -fork=1 -max_total_time=660 -rss_limit_mb=4096
 //! ```
 //!
-//! Everything leaked stays leaked (that is the crate's point), so a long run grows; `-fork` runs the target in child
-//! processes that are restarted regularly, which keeps each one's memory bounded.
+//! Everything leaked stays leaked (that is the crate's point), so a long run grows: without `-fork` it reaches
+//! libFuzzer's 2 GB memory limit within a minute. `-fork` runs the target in child processes that are restarted
+//! regularly, which keeps each one's memory bounded.
 
 #![no_main]
 
