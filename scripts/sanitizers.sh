@@ -6,8 +6,11 @@
 #   scripts/sanitizers.sh address    # one of: address, thread
 #
 # Each sanitizer builds into its own target directory (target/sanitizer-*), so reruns are incremental.
-# Skipped under both: the resident-memory cases of tests/cap.rs (sanitizers map shadow memory and pad every block,
-# so the process's RSS is no longer a measure of what the library holds).
+# Skipped under both:
+# - the resident-memory cases of tests/cap.rs (sanitizers map shadow memory and pad every block, so the process's RSS
+#   is no longer a measure of what the library holds);
+# - tests/scan.rs, which builds an example with a nested `cargo build`: it inherits the sanitizer flags but not
+#   -Zbuild-std, and fails to compile (it tests the example's command line, not memory safety).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +27,15 @@ if ! rustup component list --toolchain "$toolchain" --installed 2>/dev/null | gr
         exit 1
     }
 fi
+
+# Every test target but those excluded above, and the library's unit tests.
+targets=(--lib)
+for file in tests/*.rs tests/*/main.rs; do
+    name=$(basename "$file" .rs)
+    [ "$name" = main ] && name=$(basename "$(dirname "$file")")
+    [ "$name" = scan ] && continue
+    targets+=(--test "$name")
+done
 
 for sanitizer in "$@"; do
     # allocator_may_return_null: tests ask for absurd sizes and expect a null (AllocFailed), not an abort.
@@ -45,6 +57,6 @@ for sanitizer in "$@"; do
     RUSTFLAGS="-Zsanitizer=$sanitizer -Cdebug-assertions=on" \
     RUSTDOCFLAGS="-Zsanitizer=$sanitizer" \
     CARGO_TARGET_DIR="target/sanitizer-$sanitizer" \
-        cargo "+$toolchain" test -Zbuild-std --target "$target" --tests --no-fail-fast -- --skip resident_memory
+        cargo "+$toolchain" test -Zbuild-std --target "$target" "${targets[@]}" --no-fail-fast -- --skip resident_memory
     echo "=== ${sanitizer} sanitizer: passed in $((SECONDS - started)) s ===" >&2
 done
