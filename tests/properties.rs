@@ -5,6 +5,7 @@
 //! every reference checked intact and disjoint at the end.
 //!
 //! `PROPTEST_CASES` overrides the number of cases (4096 natively, 8 under Miri).
+#![cfg(not(loom))]
 
 use core::alloc::Layout;
 
