@@ -450,13 +450,19 @@ impl Table {
         // Copy the movers into the sibling, publish the sibling in the directory, then clear them from the bucket:
         // a reader always finds each entry in at least one of the two, except in the instant between its directory
         // read and its bucket read, where it may miss (and look again under the lock).
-        let mut moved = Vec::with_capacity(BUCKET_SLOTS);
+        //
+        // The slots moved are noted on the stack, not in a `Vec`: a split must take nothing from the global
+        // allocator that the budget has not been charged for (a `Vec` here took 128 uncharged bytes per split, which
+        // could hold the process above the limit for an instant when the budget had less than that left).
+        let mut moved = [0usize; BUCKET_SLOTS];
+        let mut count = 0;
         for slot in 0..BUCKET_SLOTS {
             if let Some(entry) = bucket.entry(slot) {
                 let hash = rehash(entry);
                 if (directory_bits(hash) >> (63 - local)) & 1 == 1 {
-                    sibling.put(moved.len(), tag_of(hash), entry);
-                    moved.push(slot);
+                    sibling.put(count, tag_of(hash), entry);
+                    moved[count] = slot;
+                    count += 1;
                 }
             }
         }
@@ -467,7 +473,7 @@ impl Table {
         for slot in &directory.slots()[first + span / 2..first + span] {
             slot.store(ptr::from_ref(sibling).cast_mut(), Release);
         }
-        for slot in moved {
+        for &slot in &moved[..count] {
             bucket.clear(slot);
         }
         bucket.local_depth.store(local as usize + 1, Relaxed);
