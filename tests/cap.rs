@@ -6,20 +6,36 @@
 //! in a fixed, lock-free table so that its later release (if the library ever frees one) is subtracted exactly; a
 //! block freed during a library call that the table does not know (the caller's buffer that `leak_vec` frees) is not
 //! the library's and is ignored. The counts must then equal the budget's own `reserved` figure exactly, which also
-//! proves that the attribution misses nothing.
+//! proves that the attribution misses nothing. The library frees nothing it charged, so a counted block freed again
+//! was a transient allocation it never charged for: that fails the case too.
+//!
+//! The process-wide state that the crate's dependencies allocate on first use (the lock library's table of waiting
+//! threads, the hasher's seed), shared by the whole process and no budget's, is set up before the cases that need it
+//! count anything: see [`warm_up_process_state`].
+//!
+//! Budget trees: each budget of a case is a *level* with a parent level and a limit, and each library call is
+//! attributed to the level it charges (the thread's level, see [`charging`]). Every counted block is counted for its
+//! level and for each level above it, and each of those sums is checked against its level's limit at the instant of
+//! the allocation: the bytes a subtree holds can never exceed its root's limit, since they were charged there first
+//! (a prepaid child's at most its limit, which its parent paid).
 //!
 //! Run alone: `cargo test --test cap` (a global allocator is process-wide, so this binary holds nothing else).
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::any::Any;
+use std::borrow::Borrow;
 use std::cell::Cell;
+use std::fmt::Debug;
 use std::mem::{MaybeUninit, size_of};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::process::ExitCode;
-use std::sync::Barrier;
+use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Barrier, Mutex, Once, PoisonError};
 use std::thread;
+use std::time::Duration;
 
-use leak_budget::{LeakBudget, LeakError};
+use leak_budget::{Internable, Interned, Interner, LeakBudget, LeakError, LeakOnce, StaticCache};
 
 mod support;
 use support::{Rng, pattern, scaled};
@@ -31,8 +47,10 @@ use support::{Rng, pattern, scaled};
 struct Counting;
 
 thread_local! {
-    /// Set while this thread is inside a library call: its allocations are the budget's.
-    static ATTRIBUTED: Cell<bool> = const { Cell::new(false) };
+    /// While this thread is inside a library call, 1 + the level its allocations are charged to; 0 otherwise.
+    static ATTRIBUTED: Cell<usize> = const { Cell::new(0) };
+    /// The level this thread's library calls charge: 0 (the case's budget, or the root of its tree) unless set.
+    static LEVEL: Cell<usize> = const { Cell::new(0) };
     /// Allocator calls made by library calls on this thread.
     static THREAD_CALLS: Cell<usize> = const { Cell::new(0) };
 }
@@ -49,6 +67,21 @@ static LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
 static OVER_LIMIT: AtomicUsize = AtomicUsize::new(0);
 /// Counted blocks that did not fit in the table (the case then fails: its figures would be incomplete).
 static TABLE_FULL: AtomicUsize = AtomicUsize::new(0);
+/// Counted blocks released again (the library frees nothing it charged: only transient buffers would show here).
+static FREED: AtomicUsize = AtomicUsize::new(0);
+
+/// Levels (budgets of one tree) a case may use. Level 0 is the case's budget, or the root of its tree.
+const LEVELS: usize = 8;
+const NO_PARENT: usize = usize::MAX;
+/// Bytes of counted blocks currently allocated by each level's own calls.
+static OWN: [AtomicUsize; LEVELS] = [const { AtomicUsize::new(0) }; LEVELS];
+/// Bytes of counted blocks currently allocated by each level and the levels below it.
+static SUBTREE: [AtomicUsize; LEVELS] = [const { AtomicUsize::new(0) }; LEVELS];
+/// Each level's limit, and its parent level (`NO_PARENT` for a root).
+static LEVEL_LIMIT: [AtomicUsize; LEVELS] = [const { AtomicUsize::new(usize::MAX) }; LEVELS];
+static LEVEL_PARENT: [AtomicUsize; LEVELS] = [const { AtomicUsize::new(NO_PARENT) }; LEVELS];
+/// Counted allocations after which some level's `SUBTREE` exceeded its `LEVEL_LIMIT`.
+static OVER_LEVEL_LIMIT: AtomicUsize = AtomicUsize::new(0);
 
 /// Open-addressing table of counted blocks: address (0 empty, 1 removed) and size.
 const SLOTS: usize = if cfg!(miri) { 1 << 12 } else { 1 << 18 };
@@ -56,16 +89,39 @@ const EMPTY: usize = 0;
 const REMOVED: usize = 1;
 static ADDRS: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(EMPTY) }; SLOTS];
 static SIZES: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
+static BLOCK_LEVELS: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
 
 fn slot_of(addr: usize) -> usize {
     (addr >> 4).wrapping_mul(0x9E37_79B9) % SLOTS
 }
 
-fn attributed() -> bool {
-    ATTRIBUTED.try_with(Cell::get).unwrap_or(false)
+/// The level this thread's allocations are charged to, if it is inside a library call.
+fn attributed() -> Option<usize> {
+    ATTRIBUTED.try_with(Cell::get).unwrap_or(0).checked_sub(1)
 }
 
-fn record(addr: usize, size: usize) {
+/// Adds (or, `grow` false, removes) `size` bytes of `level`'s in the level's sums and every ancestor's; when adding,
+/// checks each sum against its level's limit.
+fn count_in_levels(level: usize, size: usize, grow: bool) {
+    if grow {
+        OWN[level].fetch_add(size, SeqCst);
+    } else {
+        OWN[level].fetch_sub(size, SeqCst);
+    }
+    let mut at = level;
+    while at != NO_PARENT {
+        if grow {
+            if SUBTREE[at].fetch_add(size, SeqCst) + size > LEVEL_LIMIT[at].load(SeqCst) {
+                OVER_LEVEL_LIMIT.fetch_add(1, SeqCst);
+            }
+        } else {
+            SUBTREE[at].fetch_sub(size, SeqCst);
+        }
+        at = LEVEL_PARENT[at].load(SeqCst);
+    }
+}
+
+fn record(addr: usize, size: usize, level: usize) {
     CALLS.fetch_add(1, SeqCst);
     let _ = THREAD_CALLS.try_with(|calls| calls.set(calls.get() + 1));
     let held = HELD.fetch_add(size, SeqCst) + size;
@@ -73,6 +129,7 @@ fn record(addr: usize, size: usize) {
     if held > LIMIT.load(SeqCst) {
         OVER_LIMIT.fetch_add(1, SeqCst);
     }
+    count_in_levels(level, size, true);
     let start = slot_of(addr);
     for probe in 0..SLOTS {
         let slot = (start + probe) % SLOTS;
@@ -81,6 +138,7 @@ fn record(addr: usize, size: usize) {
             && ADDRS[slot].compare_exchange(current, addr, SeqCst, SeqCst).is_ok()
         {
             SIZES[slot].store(size, SeqCst);
+            BLOCK_LEVELS[slot].store(level, SeqCst);
             return;
         }
     }
@@ -95,7 +153,10 @@ fn forget(addr: usize) {
         match ADDRS[slot].load(SeqCst) {
             EMPTY => return,
             current if current == addr => {
-                HELD.fetch_sub(SIZES[slot].load(SeqCst), SeqCst);
+                let size = SIZES[slot].load(SeqCst);
+                HELD.fetch_sub(size, SeqCst);
+                count_in_levels(BLOCK_LEVELS[slot].load(SeqCst), size, false);
+                FREED.fetch_add(1, SeqCst);
                 ADDRS[slot].store(REMOVED, SeqCst);
                 return;
             }
@@ -110,8 +171,8 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::alloc`'s contract.
         let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() && attributed() {
-            record(ptr.addr(), layout.size());
+        if let Some(level) = attributed().filter(|_| !ptr.is_null()) {
+            record(ptr.addr(), layout.size(), level);
         }
         ptr
     }
@@ -119,8 +180,8 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded unchanged.
         let ptr = unsafe { System.alloc_zeroed(layout) };
-        if !ptr.is_null() && attributed() {
-            record(ptr.addr(), layout.size());
+        if let Some(level) = attributed().filter(|_| !ptr.is_null()) {
+            record(ptr.addr(), layout.size(), level);
         }
         ptr
     }
@@ -136,8 +197,8 @@ unsafe impl GlobalAlloc for Counting {
         let new = unsafe { System.realloc(ptr, layout, new_size) };
         if !new.is_null() {
             forget(ptr.addr());
-            if attributed() {
-                record(new.addr(), new_size);
+            if let Some(level) = attributed() {
+                record(new.addr(), new_size, level);
             }
         }
         new
@@ -147,12 +208,32 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// Runs one library call with its allocations counted as the budget's. Build arguments before, inspect after.
+/// Runs one library call with its allocations counted as the budget's (the level this thread charges, see
+/// [`charging`]). Build arguments before, inspect after.
 fn lib<R>(call: impl FnOnce() -> R) -> R {
-    ATTRIBUTED.with(|flag| flag.set(true));
+    ATTRIBUTED.with(|flag| flag.set(LEVEL.with(Cell::get) + 1));
     let result = call();
-    ATTRIBUTED.with(|flag| flag.set(false));
+    ATTRIBUTED.with(|flag| flag.set(0));
     result
+}
+
+/// Makes this thread's library calls charge `level` from now on (until it is set again).
+fn charging(level: usize) {
+    LEVEL.with(|current| current.set(level));
+}
+
+/// Runs one library call charging `level` ([`lib`] on that level), then goes back to this thread's level.
+fn lib_at<R>(level: usize, call: impl FnOnce() -> R) -> R {
+    let before = LEVEL.with(|current| current.replace(level));
+    let result = lib(call);
+    charging(before);
+    result
+}
+
+/// Declares `level` of the current case: a budget of `limit` bytes below `parent` (`NO_PARENT` for a root).
+fn add_level(level: usize, parent: usize, limit: usize) {
+    LEVEL_LIMIT[level].store(limit, SeqCst);
+    LEVEL_PARENT[level].store(parent, SeqCst);
 }
 
 /// Counted allocator calls made on this thread so far.
@@ -167,9 +248,15 @@ fn start_case(limit: usize) {
         addr.store(EMPTY, SeqCst);
         size.store(0, SeqCst);
     }
-    for counter in [&HELD, &MAX_HELD, &CALLS, &OVER_LIMIT, &TABLE_FULL] {
+    for counter in [&HELD, &MAX_HELD, &CALLS, &OVER_LIMIT, &TABLE_FULL, &FREED, &OVER_LEVEL_LIMIT] {
         counter.store(0, SeqCst);
     }
+    for level in 0..LEVELS {
+        OWN[level].store(0, SeqCst);
+        SUBTREE[level].store(0, SeqCst);
+        add_level(level, NO_PARENT, usize::MAX);
+    }
+    LEVEL_LIMIT[0].store(limit, SeqCst);
 }
 
 /// The counted blocks, as sorted `(start, len)` ranges. Call with no other thread allocating.
@@ -184,11 +271,20 @@ fn counted_blocks() -> Vec<(usize, usize)> {
     blocks
 }
 
+/// The library frees nothing it was charged for, and must allocate nothing it was not charged for: a counted block
+/// freed again was a transient allocation the budget never paid for, which could hold the process above the limit
+/// for an instant when the budget had less than its size left.
+fn assert_no_counted_block_freed() {
+    assert_eq!(FREED.load(SeqCst), 0, "a library call allocated (and freed) memory its budget was not charged for");
+}
+
 /// The allocator-side figures of a case, checked against the budget's own.
 fn assert_cap_held(budget: &LeakBudget) -> String {
     let stats = budget.stats();
     let (held, max_held) = (HELD.load(SeqCst), MAX_HELD.load(SeqCst));
     assert_eq!(TABLE_FULL.load(SeqCst), 0, "the block table overflowed: enlarge SLOTS");
+    assert_eq!(OVER_LEVEL_LIMIT.load(SeqCst), 0, "an allocation took some level's bytes above its limit");
+    assert_no_counted_block_freed();
     assert_eq!(
         OVER_LIMIT.load(SeqCst),
         0,
@@ -402,7 +498,11 @@ fn repeat_refused(budget: &LeakBudget, refused: &[Layout], times: usize) {
 /// Checks that successful requests are intact, pairwise disjoint and inside blocks counted as the library's.
 fn assert_leaked_sound(leaked: &[&Leaked]) {
     assert!(leaked.iter().all(|l| intact(l.bytes, l.seed, l.ascii)), "leaked contents were overwritten");
-    let mut ranges: Vec<(usize, usize)> = leaked.iter().map(|l| (l.bytes.as_ptr().addr(), l.bytes.len())).collect();
+    assert_disjoint_and_counted(leaked.iter().map(|l| (l.bytes.as_ptr().addr(), l.bytes.len())).collect());
+}
+
+/// Checks that the `(start, len)` ranges handed out are pairwise disjoint and inside blocks counted as the library's.
+fn assert_disjoint_and_counted(mut ranges: Vec<(usize, usize)>) {
     ranges.sort_unstable();
     for pair in ranges.windows(2) {
         assert!(pair[0].0 + pair[0].1 <= pair[1].0, "leaked ranges {:x?} and {:x?} overlap", pair[0], pair[1]);
@@ -579,6 +679,671 @@ fn resident_memory_with_strict_alignments() -> String {
     format!("limit {limit} each; {}", figures.join("; "))
 }
 
+// ---------------------------------------------------------------------------------------------------------------------
+// Interners, caches, once-cells and budget trees: their tables and bookkeeping are charged too.
+
+/// Everything the cases leak themselves (budgets, interners, caches), kept reachable from a static so that Miri's leak
+/// checker does not report it. Pushed outside library calls, so never counted.
+static KEPT: Mutex<Vec<&'static (dyn Any + Sync)>> = Mutex::new(Vec::new());
+
+fn kept<T: Any + Sync>(value: T) -> &'static T {
+    let value: &'static T = Box::leak(Box::new(value));
+    KEPT.lock().unwrap_or_else(PoisonError::into_inner).push(value);
+    value
+}
+
+/// Consecutive refusals after which a worker deems its budget full.
+const FULL_STREAK: usize = scaled(16, 6);
+
+/// Sets up, once and before anything is counted, the process-wide state that the crate's dependencies allocate on
+/// first use. It is shared by the whole process, allocated once (or once per new high-water mark of threads), and is
+/// no budget's:
+/// - natively the crate's locks are `parking_lot`'s, whose first blocked thread allocates a table of waiting threads
+///   (1056 bytes for four threads), replaced by a larger one (the old one is never freed) when more threads have
+///   blocked at once than it was sized for. Eight threads block on one cell's initialiser at once here (the cases
+///   run at most eight threads at a time). Under Miri the locks are std's, which allocate nothing;
+/// - `foldhash` seeds its process-wide hasher seed on first use, with an address from a one-byte `Box` it frees.
+///
+/// Without this, the first case whose threads block on a lock would hold 1056 bytes more than the budget reserved.
+fn warm_up_process_state() {
+    static WARMED: Once = Once::new();
+    WARMED.call_once(|| {
+        const THREADS: usize = 8;
+        let budget = kept(LeakBudget::named("warm-up", 64 << 10));
+        kept(Interner::<str>::in_budget(budget)).intern("warm-up").expect("fits");
+        let cell = LeakOnce::<u64>::in_budget(budget);
+        let arrived = AtomicUsize::new(0);
+        thread::scope(|scope| {
+            for _ in 0..THREADS {
+                scope.spawn(|| {
+                    arrived.fetch_add(1, SeqCst);
+                    let value = cell.get_or_init(|| {
+                        while arrived.load(SeqCst) < THREADS {
+                            thread::yield_now();
+                        }
+                        // Time for the other threads to block on the cell's lock or condition variable.
+                        thread::sleep(Duration::from_millis(100));
+                        7
+                    });
+                    assert_eq!(value.ok(), Some(&7));
+                });
+            }
+        });
+    });
+}
+
+/// What one thread saw while interning distinct values until its budget was full.
+struct Interning<T: ?Sized + Internable, V> {
+    /// Every value interned, with its handle.
+    kept: Vec<(Interned<T>, V)>,
+    /// The last value refused.
+    refused: Option<V>,
+    requests: usize,
+    refusals: usize,
+}
+
+/// Interns distinct values made by `make(rng, n)` (`n` counts this thread's requests) into `interner`, which charges
+/// `budget`, until [`FULL_STREAK`] refusals in a row. Each handle must hold what was interned. With `alone` (no other
+/// thread uses the budget), checks that each refusal changed nothing: no allocator call, the same `len()` and
+/// `reserved()`, and that the same value is refused again.
+fn intern_until_full<T, V>(
+    interner: &Interner<T>,
+    budget: &LeakBudget,
+    seed: u64,
+    alone: bool,
+    mut make: impl FnMut(&mut Rng, usize) -> V,
+) -> Interning<T, V>
+where
+    T: ?Sized + Internable + PartialEq + Debug,
+    V: Borrow<T>,
+{
+    let mut rng = Rng::new(seed);
+    let mut run = Interning { kept: Vec::new(), refused: None, requests: 0, refusals: 0 };
+    let mut streak = 0;
+    while streak < FULL_STREAK {
+        assert!(run.requests < 50_000_000, "a finite budget must fill up");
+        run.requests += 1;
+        let value = make(&mut rng, run.requests);
+        let before = (interner.len(), budget.reserved(), CALLS.load(SeqCst));
+        match lib(|| interner.intern(value.borrow())) {
+            Ok(handle) => {
+                streak = 0;
+                assert_eq!(&*handle, value.borrow(), "a handle holds the value interned");
+                run.kept.push((handle, value));
+            }
+            Err(LeakError::BudgetExceeded { .. }) => {
+                streak += 1;
+                run.refusals += 1;
+                if alone {
+                    let after = (interner.len(), budget.reserved(), CALLS.load(SeqCst));
+                    assert_eq!(after, before, "a refusal changes nothing (len, reserved, allocator calls)");
+                    let again = lib(|| interner.intern(value.borrow()));
+                    assert!(matches!(again, Err(LeakError::BudgetExceeded { .. })), "refused again: {again:?}");
+                    let after = (interner.len(), budget.reserved(), CALLS.load(SeqCst));
+                    assert_eq!(after, before, "a repeated refusal changes nothing");
+                }
+                run.refused = Some(value);
+            }
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    run
+}
+
+/// The bytes of an interned value, as a `(start, len)` range.
+fn range_of<T: ?Sized + Internable>(handle: Interned<T>) -> (usize, usize) {
+    let value = handle.as_static();
+    (ptr::from_ref(value).cast::<u8>().addr(), size_of_val(value))
+}
+
+/// Checks, with no other thread using the interner, that every handle in `runs` still resolves: `get` and a repeated
+/// `intern` return the same handle, pointing to the same bytes, without an allocator call. Returns the handles'
+/// ranges and the number of handles.
+fn assert_handles_resolve<T, V>(interner: &Interner<T>, runs: &[Interning<T, V>]) -> (Vec<(usize, usize)>, usize)
+where
+    T: ?Sized + Internable + PartialEq + Debug,
+    V: Borrow<T>,
+{
+    let calls = CALLS.load(SeqCst);
+    let mut ranges = Vec::new();
+    for (handle, value) in runs.iter().flat_map(|run| &run.kept) {
+        let found = lib(|| interner.get(value.borrow())).expect("an interned value is found");
+        assert!(found == *handle && ptr::eq(found.as_static(), handle.as_static()), "get returns the same pointer");
+        let again = lib(|| interner.intern(value.borrow())).expect("interning a present value charges nothing");
+        assert!(ptr::eq(again.as_static(), handle.as_static()), "interning again returns the same pointer");
+        assert_eq!(&*found, value.borrow());
+        ranges.push(range_of(*handle));
+    }
+    assert_eq!(CALLS.load(SeqCst), calls, "look-ups and hits never reach the allocator");
+    let count = ranges.len();
+    assert_eq!(interner.len(), count, "the interner holds exactly the values interned");
+    (ranges, count)
+}
+
+/// Interns distinct values into an interner in a budget of `limit` bytes on `threads` threads until each is refused
+/// [`FULL_STREAK`] times in a row; checks the cap, that refusals change nothing, and that every handle resolves.
+fn interner_case<T, V>(threads: usize, limit: usize, make: impl Fn(&mut Rng, u64, usize) -> V + Sync) -> String
+where
+    T: ?Sized + Internable + PartialEq + Debug + Sync,
+    V: Borrow<T> + Send,
+{
+    warm_up_process_state();
+    start_case(limit);
+    let budget = kept(LeakBudget::named("interner", limit));
+    let interner: &Interner<T> = kept(Interner::in_budget(budget));
+    let runs: Vec<Interning<T, V>> = if threads == 1 {
+        vec![intern_until_full(interner, budget, 1, true, |rng, n| make(rng, 0, n))]
+    } else {
+        let barrier = Barrier::new(threads);
+        thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads as u64)
+                .map(|t| {
+                    let (barrier, make) = (&barrier, &make);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        intern_until_full(interner, budget, 10 + t, false, |rng, n| make(rng, t, n))
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap_or_else(|panic| resume_unwind(panic))).collect()
+        })
+    };
+    // With the threads done, each one's last refused value is asked for again: if still refused, nothing changes.
+    let mut refused_again = 0;
+    for value in runs.iter().filter_map(|run| run.refused.as_ref()) {
+        let before = (interner.len(), budget.reserved(), CALLS.load(SeqCst));
+        if let Err(error) = lib(|| interner.intern(value.borrow())) {
+            assert!(matches!(error, LeakError::BudgetExceeded { .. }), "{error}");
+            assert_eq!((interner.len(), budget.reserved(), CALLS.load(SeqCst)), before, "a refusal changes nothing");
+            refused_again += 1;
+        }
+    }
+    let refused = runs.iter().filter(|run| run.refused.is_some()).count();
+    assert_eq!(refused_again, refused, "with every thread full, the values they were refused are refused again");
+    let (ranges, count) = assert_handles_resolve(interner, &runs);
+    assert_disjoint_and_counted(ranges);
+    let summary = assert_cap_held(budget);
+    let (requests, refusals) = runs.iter().fold((0, 0), |(r, f), run| (r + run.requests, f + run.refusals));
+    format!("{threads} thread(s): {summary}; {requests} requests, {count} interned, {refusals} refusals")
+}
+
+/// A distinct string for request `n` of thread `thread`: a unique prefix, then letters, of random length (mostly
+/// short, sometimes a few KiB).
+fn distinct_string(rng: &mut Rng, thread: u64, n: usize) -> String {
+    let len = if rng.below(32) == 0 { rng.below(scaled(6_000, 600)) } else { rng.below(40) };
+    let seed = rng.next_u64();
+    let mut text = format!("{thread}.{n}:");
+    text.extend((0..len).map(|i| char::from(expected(seed, true, i))));
+    text
+}
+
+fn interner_until_full() -> String {
+    let one = interner_case::<str, String>(1, scaled(2 << 20, 32 << 10), distinct_string);
+    let several = interner_case::<str, String>(scaled(4, 3), scaled(4 << 20, 48 << 10), distinct_string);
+    format!("{one}; {several}")
+}
+
+/// A distinct `u64` for request `n` of thread `thread` (an odd multiplier is a bijection of `u64`).
+fn distinct_u64(_: &mut Rng, thread: u64, n: usize) -> u64 {
+    ((thread << 40) | n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// A distinct `[u8; 24]` for request `n` of thread `thread`.
+fn distinct_array(rng: &mut Rng, thread: u64, n: usize) -> [u8; 24] {
+    let mut value: [u8; 24] = core::array::from_fn(|_| rng.next_u64() as u8);
+    value[..8].copy_from_slice(&distinct_u64(rng, thread, n).to_le_bytes());
+    value
+}
+
+fn sized_interner_until_full() -> String {
+    let words = interner_case::<u64, u64>(1, scaled(1 << 20, 32 << 10), distinct_u64);
+    let arrays = interner_case::<[u8; 24], [u8; 24]>(scaled(4, 3), scaled(2 << 20, 48 << 10), distinct_array);
+    format!("Interner<u64>, {words}; Interner<[u8; 24]>, {arrays}")
+}
+
+/// The value cached for `key` in a cache of `[u8; N]`.
+fn cache_value<const N: usize>(key: u64) -> [u8; N] {
+    core::array::from_fn(|i| pattern(key, i))
+}
+
+/// One look-up of a fresh `key` in a cache of `[u8; N]`: the value must be right, cached or not. Returns the cached
+/// value's key and address, if it was cached.
+fn cache_miss<const N: usize>(cache: &StaticCache<u64, [u8; N]>, key: u64) -> Option<(u64, &'static [u8; N])> {
+    let result = lib(|| cache.get_or_insert_with(key, |&key| cache_value::<N>(key)));
+    assert!(*result == cache_value::<N>(key), "the value for key {key} is right, cached or not");
+    result.as_static().map(|value| (key, value))
+}
+
+/// Checks, with no other thread using the cache, that every value cached is still found at the same address, without
+/// an allocator call; and that new keys, now that the cache is full, get their right value uncached without an
+/// allocator call or a change in `reserved`. Returns the cached values' ranges.
+fn assert_cache_settled<const N: usize>(
+    cache: &StaticCache<u64, [u8; N]>,
+    budget: &LeakBudget,
+    cached: &[(u64, &'static [u8; N])],
+    fresh: impl Iterator<Item = u64>,
+) -> Vec<(usize, usize)> {
+    assert!(cache.is_full(), "the loop ends only once every cache is full");
+    assert_eq!(cache.len(), cached.len(), "the cache holds exactly the values it handed out as cached");
+    let (calls, reserved) = (CALLS.load(SeqCst), budget.reserved());
+    for &(key, value) in cached {
+        let hit = lib(|| cache.get_or_insert_with(key, |_| panic!("key {key} is cached")));
+        assert!(hit.as_static().is_some_and(|hit| ptr::eq(hit, value)), "a hit returns the cached value");
+        assert!(lib(|| cache.get(&key)).is_some_and(|got| ptr::eq(got, value)));
+        assert!(*value == cache_value::<N>(key), "a cached value is never overwritten");
+    }
+    for key in fresh {
+        assert!(cache_miss(cache, key).is_none(), "a full cache caches nothing more");
+    }
+    assert_eq!((CALLS.load(SeqCst), budget.reserved()), (calls, reserved), "a full cache asks nothing more");
+    cached.iter().map(|(_, value)| (value.as_ptr().addr(), N)).collect()
+}
+
+/// What one thread cached, per cache.
+type CacheRun = (Vec<(u64, &'static [u8; 24])>, Vec<(u64, &'static [u8; 600])>, Vec<(u64, &'static [u8; 3000])>);
+
+/// Three caches of values of 24, 600 and 3000 bytes (the last too large to share chunks) in one budget, missing
+/// fresh keys on `threads` threads until each cache is full (has been refused once).
+fn cache_case(threads: usize, limit: usize) -> String {
+    warm_up_process_state();
+    start_case(limit);
+    let budget = kept(LeakBudget::named("cache", limit));
+    let small = kept(StaticCache::<u64, [u8; 24]>::in_budget(budget));
+    let medium = kept(StaticCache::<u64, [u8; 600]>::in_budget(budget));
+    let large = kept(StaticCache::<u64, [u8; 3000]>::in_budget(budget));
+    let work = |thread: u64| {
+        let mut rng = Rng::new(20 + thread);
+        let mut run: CacheRun = Default::default();
+        let mut misses = 0;
+        while !(small.is_full() && medium.is_full() && large.is_full()) {
+            misses += 1;
+            assert!(misses < 50_000_000, "a finite budget must fill up");
+            let key = distinct_u64(&mut rng, thread, misses);
+            match rng.below(10) {
+                0..6 => run.0.extend(cache_miss(small, key)),
+                6..9 => run.1.extend(cache_miss(medium, key)),
+                _ => run.2.extend(cache_miss(large, key)),
+            }
+        }
+        (run, misses)
+    };
+    let runs: Vec<(CacheRun, usize)> = if threads == 1 {
+        vec![work(0)]
+    } else {
+        let barrier = Barrier::new(threads);
+        thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads as u64)
+                .map(|t| {
+                    let (barrier, work) = (&barrier, &work);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        work(t)
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap_or_else(|panic| resume_unwind(panic))).collect()
+        })
+    };
+    let fresh = |cache: u64| (0..scaled(100, 10)).map(move |n| distinct_u64(&mut Rng::new(0), 1000 + cache, n));
+    let collect = |pick: fn(&CacheRun) -> usize| runs.iter().map(|(run, _)| pick(run)).sum::<usize>();
+    let mut ranges = Vec::new();
+    let all_small: Vec<_> = runs.iter().flat_map(|(run, _)| run.0.iter().copied()).collect();
+    let all_medium: Vec<_> = runs.iter().flat_map(|(run, _)| run.1.iter().copied()).collect();
+    let all_large: Vec<_> = runs.iter().flat_map(|(run, _)| run.2.iter().copied()).collect();
+    ranges.extend(assert_cache_settled(small, budget, &all_small, fresh(0)));
+    ranges.extend(assert_cache_settled(medium, budget, &all_medium, fresh(1)));
+    ranges.extend(assert_cache_settled(large, budget, &all_large, fresh(2)));
+    assert_disjoint_and_counted(ranges);
+    let summary = assert_cap_held(budget);
+    let misses: usize = runs.iter().map(|(_, misses)| misses).sum();
+    let degraded = small.stats().degraded + medium.stats().degraded + large.stats().degraded;
+    format!(
+        "{threads} thread(s): {summary}; {misses} misses, cached {}+{}+{} (24/600/3000 B), {degraded} degraded",
+        collect(|run| run.0.len()),
+        collect(|run| run.1.len()),
+        collect(|run| run.2.len()),
+    )
+}
+
+fn cache_until_full() -> String {
+    let one = cache_case(1, scaled(2 << 20, 64 << 10));
+    let several = cache_case(scaled(4, 3), scaled(4 << 20, 96 << 10));
+    format!("{one}; {several}")
+}
+
+/// One budget of the tree case: its level and its parent's, the budget, and an interner charging it.
+struct Node {
+    level: usize,
+    parent: usize,
+    budget: &'static LeakBudget,
+    interner: &'static Interner<str>,
+}
+
+/// What one tree worker saw: what it leaked and interned, its requests and its refusals.
+#[derive(Default)]
+struct TreeRun {
+    leaked: Vec<Leaked>,
+    interned: Vec<(Interned<str>, String)>,
+    requests: usize,
+    refusals: usize,
+}
+
+/// Leaks random requests and interns distinct strings (half each) into `node` until [`FULL_STREAK`] refusals in a
+/// row. Every refusal must name `node`'s budget or an ancestor its charges reach (`charged`): a prepaid budget's
+/// charges stop at it.
+fn tree_worker(node: &Node, charged: &[&str], seed: u64) -> TreeRun {
+    charging(node.level);
+    let mut rng = Rng::new(seed);
+    let mut run = TreeRun::default();
+    let mut streak = 0;
+    while streak < FULL_STREAK {
+        assert!(run.requests < 50_000_000, "a finite budget must fill up");
+        run.requests += 1;
+        let refused = if rng.below(2) == 0 {
+            let (layout, result) = random_request(node.budget, &mut rng);
+            match result {
+                Ok(leaked) => {
+                    assert_eq!(leaked.bytes.as_ptr().addr() % layout.align(), 0, "{layout:?} misaligned");
+                    if !leaked.bytes.is_empty() {
+                        run.leaked.push(leaked);
+                    }
+                    None
+                }
+                Err(error) => Some(error),
+            }
+        } else {
+            let text = distinct_string(&mut rng, node.level as u64, run.requests);
+            match lib(|| node.interner.intern(&text)) {
+                Ok(handle) => {
+                    assert_eq!(&*handle, text);
+                    run.interned.push((handle, text));
+                    None
+                }
+                Err(error) => Some(error),
+            }
+        };
+        match refused {
+            None => streak = 0,
+            Some(LeakError::BudgetExceeded { budget, .. }) => {
+                assert!(charged.contains(&budget), "{} was refused by {budget}, not on its charge path", charged[0]);
+                streak += 1;
+                run.refusals += 1;
+            }
+            Some(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    run
+}
+
+/// A root with plain and prepaid children made both ways (`child_of`/`prepaid_child_of` and `child`/`prepaid_child`),
+/// a grandchild below a plain child and one below a prepaid child, all leaking and interning at once until full. At
+/// every allocation, the bytes each subtree holds stay within its root's limit; at the end each budget's `reserved`
+/// is exactly its own bytes plus its children's shares (a plain child's `reserved`, a prepaid child's `limit`).
+fn trees_never_exceed_any_level() -> String {
+    warm_up_process_state();
+    let limit = scaled(4 << 20, 96 << 10);
+    start_case(limit);
+    // Levels: 0 root; 1 `a` (plain, a ceiling above the root's limit); 2 `b` (prepaid); 3 `c` (plain, made by
+    // `child`); 4 `d` (prepaid, made by `prepaid_child`); 5 `g` below `a`; 6 `h` below prepaid `b`.
+    let shapes: [(&str, usize, usize, bool); 7] = [
+        ("root", NO_PARENT, limit, false),
+        ("a", 0, 2 * limit, false),
+        ("b", 0, limit / 4, true),
+        ("c", 0, limit / 3, false),
+        ("d", 0, limit / 8, true),
+        ("g", 1, limit / 4, false),
+        ("h", 2, limit / 8, false),
+    ];
+    for (level, &(_, parent, limit, _)) in shapes.iter().enumerate() {
+        add_level(level, parent, limit);
+    }
+    let root = kept(LeakBudget::named("root", limit));
+    let a = kept(LeakBudget::child_of(root, "a", shapes[1].2));
+    let b = kept(LeakBudget::prepaid_child_of(root, "b", shapes[2].2));
+    // Records first, each charged at its own level (a record is its budget's own bytes).
+    lib_at(0, || root.register()).expect("the root's record fits");
+    lib_at(1, || a.register()).expect("a's record fits");
+    lib_at(2, || b.register()).expect("b's limit fits in the root");
+    // A child made at run time has its handle leaked into its parent; a prepaid one into its own bytes.
+    let c = lib_at(0, || root.child("c", shapes[3].2)).expect("c's handle fits");
+    let d = lib_at(4, || root.prepaid_child("d", shapes[4].2)).expect("d's limit fits in the root");
+    let g = lib_at(1, || a.child("g", shapes[5].2)).expect("g's handle fits");
+    let h = lib_at(2, || b.child("h", shapes[6].2)).expect("h's handle fits");
+    let budgets = [root, a, b, c, d, g, h];
+    for (budget, &(name, _, limit, prepaid)) in budgets.iter().zip(&shapes) {
+        assert_eq!((budget.name(), budget.limit(), budget.is_prepaid()), (name, limit, prepaid));
+    }
+    let nodes: Vec<Node> = budgets
+        .iter()
+        .zip(&shapes)
+        .enumerate()
+        .map(|(level, (&budget, &(_, parent, _, _)))| Node {
+            level,
+            parent,
+            budget,
+            interner: kept(Interner::in_budget(budget)),
+        })
+        .collect();
+    // The budgets each level's charges reach: itself, then up to and including the first prepaid level.
+    let charged: Vec<Vec<&str>> = (0..nodes.len())
+        .map(|level| {
+            let mut path = vec![shapes[level].0];
+            let mut at = level;
+            while !shapes[at].3 && shapes[at].1 != NO_PARENT {
+                at = shapes[at].1;
+                path.push(shapes[at].0);
+            }
+            path
+        })
+        .collect();
+    let barrier = Barrier::new(nodes.len());
+    let runs: Vec<TreeRun> = thread::scope(|scope| {
+        let workers: Vec<_> = nodes
+            .iter()
+            .zip(&charged)
+            .map(|(node, charged)| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    tree_worker(node, charged, 40 + node.level as u64)
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap_or_else(|panic| resume_unwind(panic))).collect()
+    });
+
+    // Every value handed out is intact, disjoint from the others and inside counted memory; handles resolve.
+    let calls = CALLS.load(SeqCst);
+    let mut ranges = Vec::new();
+    for (node, run) in nodes.iter().zip(&runs) {
+        assert!(run.leaked.iter().all(|l| intact(l.bytes, l.seed, l.ascii)), "leaked contents were overwritten");
+        ranges.extend(run.leaked.iter().map(|l| (l.bytes.as_ptr().addr(), l.bytes.len())));
+        for (handle, text) in &run.interned {
+            assert!(node.interner.get(text).is_some_and(|found| found == *handle) && **handle == **text);
+            ranges.push(range_of(*handle));
+        }
+        assert_eq!(node.interner.len(), run.interned.len());
+    }
+    assert_eq!(CALLS.load(SeqCst), calls);
+    assert_disjoint_and_counted(ranges);
+
+    // Each level: within its limit, and its reserved is exactly its own bytes plus its children's shares.
+    assert_eq!(TABLE_FULL.load(SeqCst), 0, "the block table overflowed: enlarge SLOTS");
+    assert_eq!(OVER_LEVEL_LIMIT.load(SeqCst), 0, "an allocation took some level's bytes above its limit");
+    assert_eq!(OVER_LIMIT.load(SeqCst), 0, "an allocation took the bytes held above the root's limit");
+    assert_no_counted_block_freed();
+    let mut figures = Vec::new();
+    for node in &nodes {
+        let stats = node.budget.stats();
+        assert!(stats.reserved <= stats.limit && stats.peak_reserved <= stats.limit, "{stats}");
+        let children: usize = nodes
+            .iter()
+            .filter(|child| child.parent == node.level)
+            .map(|child| if child.budget.is_prepaid() { child.budget.limit() } else { child.budget.reserved() })
+            .sum();
+        let own = OWN[node.level].load(SeqCst);
+        assert_eq!(
+            stats.reserved,
+            own + children,
+            "{}: reserved must be its own bytes ({own}) plus its children's shares ({children})\n{stats}",
+            stats.name
+        );
+        assert!(SUBTREE[node.level].load(SeqCst) <= stats.limit);
+        figures.push(format!("{} {}/{}", stats.name, stats.reserved, stats.limit));
+    }
+    let held = HELD.load(SeqCst);
+    let prepaid_unused: usize = nodes
+        .iter()
+        .filter(|node| node.parent == 0 && node.budget.is_prepaid())
+        .map(|node| node.budget.limit() - SUBTREE[node.level].load(SeqCst))
+        .sum();
+    assert_eq!(root.reserved(), held + prepaid_unused, "the root reserves what is held plus prepaid bytes not used");
+    let (requests, refusals) = runs.iter().fold((0, 0), |(r, f), run| (r + run.requests, f + run.refusals));
+    format!(
+        "root limit {limit}, max held {} ({:.2}%), held {held} + {prepaid_unused} prepaid unused = root reserved; \
+         reserved/limit: {}; {} threads, {requests} requests, {refusals} refusals, {} allocator calls",
+        MAX_HELD.load(SeqCst),
+        100.0 * MAX_HELD.load(SeqCst) as f64 / limit as f64,
+        figures.join(", "),
+        nodes.len(),
+        CALLS.load(SeqCst)
+    )
+}
+
+/// What one thread got from one cell: the value's address, or a refusal (with the value handed back).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum CellOutcome {
+    Stored(usize),
+    Refused,
+}
+
+/// One thread's call to a cell of `[u8; N]`: its initialiser makes the value for `seeds[mine]`; each racing thread
+/// has its own seed, and the value stored must be one of theirs.
+fn race_cell<const N: usize>(cell: &LeakOnce<[u8; N]>, seeds: &[u64], mine: usize, runs: &AtomicUsize) -> CellOutcome {
+    let seed = seeds[mine];
+    let result = lib(|| {
+        cell.get_or_init(|| {
+            runs.fetch_add(1, SeqCst);
+            cache_value::<N>(seed)
+        })
+    });
+    match result {
+        Ok(value) => {
+            let made = |&seed: &u64| *value == cache_value::<N>(seed);
+            assert!(seeds.iter().any(made), "the cell holds the value one of the initialisers made");
+            CellOutcome::Stored(value.as_ptr().addr())
+        }
+        Err(refused) => {
+            assert!(matches!(refused.error(), LeakError::BudgetExceeded { .. }), "{}", refused.error());
+            assert!(refused.into_inner() == cache_value::<N>(seed), "a refused value comes back intact");
+            CellOutcome::Refused
+        }
+    }
+}
+
+/// The published value's address of a cell, if any.
+fn cell_address<const N: usize>(cell: &LeakOnce<[u8; N]>) -> Option<usize> {
+    cell.get().map(|value| value.as_ptr().addr())
+}
+
+/// Several cells of different sizes in one small budget (some cannot all fit, one never fits), each raced by every
+/// thread at once: a published value is charged once, every thread gets the same one, and a refused cell stays empty
+/// and hands each caller its value back.
+fn leak_once_is_charged_once() -> String {
+    const SIZES: [usize; 6] = [8, 128, 700, 2500, 6000, 20_000];
+    warm_up_process_state();
+    let threads = scaled(4, 3);
+    let limit = 8 << 10;
+    let (mut published, mut refused_calls, mut initialiser_runs) = (0, 0, 0);
+    let rounds = scaled(20, 2);
+    for round in 0..rounds {
+        start_case(limit);
+        let budget = kept(LeakBudget::named("once", limit));
+        let cells = (
+            LeakOnce::<[u8; SIZES[0]]>::in_budget(budget),
+            LeakOnce::<[u8; SIZES[1]]>::in_budget(budget),
+            LeakOnce::<[u8; SIZES[2]]>::in_budget(budget),
+            LeakOnce::<[u8; SIZES[3]]>::in_budget(budget),
+            LeakOnce::<[u8; SIZES[4]]>::in_budget(budget),
+            LeakOnce::<[u8; SIZES[5]]>::in_budget(budget),
+        );
+        let runs: [AtomicUsize; SIZES.len()] = Default::default();
+        // Cells in a different order each round, so that which ones fit varies.
+        let order: Vec<usize> = (0..SIZES.len()).map(|i| (i + round) % SIZES.len()).collect();
+        let barrier = Barrier::new(threads);
+        let outcomes: Vec<Vec<CellOutcome>> = thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (barrier, cells, runs, order) = (&barrier, &cells, &runs, &order);
+                    scope.spawn(move || {
+                        let mut outcomes = vec![CellOutcome::Refused; SIZES.len()];
+                        let mut failed = None;
+                        for &cell in order {
+                            // Every thread calls the same cell at once, each with an initialiser of its own value.
+                            let seeds: Vec<u64> = (0..threads).map(|t| (t * 100 + cell) as u64).collect();
+                            barrier.wait();
+                            // A failed check must not leave the other threads waiting at the barrier: finish first.
+                            let outcome = catch_unwind(AssertUnwindSafe(|| match cell {
+                                0 => race_cell(&cells.0, &seeds, t, &runs[0]),
+                                1 => race_cell(&cells.1, &seeds, t, &runs[1]),
+                                2 => race_cell(&cells.2, &seeds, t, &runs[2]),
+                                3 => race_cell(&cells.3, &seeds, t, &runs[3]),
+                                4 => race_cell(&cells.4, &seeds, t, &runs[4]),
+                                _ => race_cell(&cells.5, &seeds, t, &runs[5]),
+                            }));
+                            match outcome {
+                                Ok(outcome) => outcomes[cell] = outcome,
+                                Err(panic) => failed = failed.or(Some(panic)),
+                            }
+                        }
+                        if let Some(panic) = failed {
+                            resume_unwind(panic);
+                        }
+                        outcomes
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap_or_else(|panic| resume_unwind(panic))).collect()
+        });
+        let addresses = [
+            cell_address(&cells.0),
+            cell_address(&cells.1),
+            cell_address(&cells.2),
+            cell_address(&cells.3),
+            cell_address(&cells.4),
+            cell_address(&cells.5),
+        ];
+        let mut ranges = Vec::new();
+        for (cell, address) in addresses.iter().enumerate() {
+            let got: Vec<CellOutcome> = outcomes.iter().map(|outcomes| outcomes[cell]).collect();
+            match *address {
+                Some(address) => {
+                    // Every thread that called after the value was published got it; refusals only came before.
+                    assert!(got.iter().all(|&o| o == CellOutcome::Stored(address) || o == CellOutcome::Refused));
+                    assert!(got.contains(&CellOutcome::Stored(address)));
+                    ranges.push((address, SIZES[cell]));
+                    published += 1;
+                }
+                None => assert!(got.iter().all(|&o| o == CellOutcome::Refused), "an empty cell refused every call"),
+            }
+            refused_calls += got.iter().filter(|&&o| o == CellOutcome::Refused).count();
+            initialiser_runs += runs[cell].load(SeqCst);
+            assert!(runs[cell].load(SeqCst) <= threads, "each call runs its initialiser at most once");
+        }
+        assert!(addresses[5].is_none(), "a value larger than the budget is never stored");
+        assert!(addresses.iter().any(Option::is_some), "the first value tried fits in the empty budget");
+        let stored = addresses.iter().flatten().count();
+        assert_eq!(budget.stats().allocations, stored, "each published value is charged once");
+        assert_disjoint_and_counted(ranges);
+        assert_cap_held(budget);
+    }
+    format!(
+        "limit {limit}, {rounds} rounds of {} cells ({SIZES:?} B) raced by {threads} threads: {published} published, \
+         {refused_calls} refused calls, {initialiser_runs} initialiser runs; counted == reserved each round",
+        SIZES.len()
+    )
+}
+
 fn main() -> ExitCode {
     support::run(&[
         // First, while the process is small and the allocator has no freed memory to reuse.
@@ -587,5 +1352,10 @@ fn main() -> ExitCode {
         ("one_thread_until_full", one_thread_until_full),
         ("threads_until_full", threads_until_full),
         ("refusals_of_one_size_never_reach_the_allocator", refusals_of_one_size_never_reach_the_allocator),
+        ("interner_until_full", interner_until_full),
+        ("sized_interner_until_full", sized_interner_until_full),
+        ("cache_until_full", cache_until_full),
+        ("trees_never_exceed_any_level", trees_never_exceed_any_level),
+        ("leak_once_is_charged_once", leak_once_is_charged_once),
     ])
 }
