@@ -9,7 +9,8 @@
 //! run out of room somewhere in the middle.
 //!
 //! Checked after every step, for every component: `used <= reserved <= limit`; a refusal is `BudgetExceeded`, with the
-//! refusing budget's own figures, and changes nothing but the rejection count.
+//! refusing budget's own figures, and changes nothing but the rejection count, with one exception: the state an
+//! interner or cache creates on its first call stays charged when the budget then refuses the entry.
 //!
 //! `PROPTEST_CASES` overrides the number of cases natively (default 2048); under Miri, 8 cases of shorter sequences.
 #![cfg(not(loom))]
