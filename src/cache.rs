@@ -25,7 +25,9 @@
 //! the cache. Hits keep working. Threads that were waiting for the refused key wake up and compute their own values,
 //! as do concurrent misses of one key once the cache is full (nothing could be stored, so nothing is worth waiting
 //! for). A refusal changes nothing in the table or the budget (but the budget's rejection count), as
-//! [`Table::find_or_insert`] checks the room an insert needs before it changes anything.
+//! [`Table::find_or_insert`] checks the room an insert needs before it changes anything. The one charge a refusal
+//! can leave is the cache's state (its table root), set up in the budget by the first miss before that miss's entry
+//! is asked for; it is set up once and stays.
 //!
 //! # Memory orderings
 //! Entries are written before the table publishes them (`Release`) and read after it hands them out (`Acquire`), so
@@ -791,7 +793,8 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
 
     /// As [`get_or_insert_with`](Self::get_or_insert_with), with an initialiser that may fail: an error is returned
     /// as is and nothing is cached (threads waiting for the key wake up and one of them runs its own initialiser;
-    /// a later call retries).
+    /// a later call retries). If the budget refused the cache's state on this call, the cache is full from then on,
+    /// as after any refusal: later misses return their values uncached.
     ///
     /// # Errors
     ///

@@ -436,7 +436,8 @@ struct State {
 /// `intern` of an equal value, from any thread, returns the same [`Interned`] handle. Nothing is ever removed.
 ///
 /// - **Bounded**: values, hash table and bookkeeping are charged to the budget; once it is exhausted, interning a
-///   *new* value returns an error and changes nothing, while values already present keep interning and resolving.
+///   *new* value returns an error and changes nothing (but the interner's state, set up once by its first call),
+///   while values already present keep interning and resolving.
 /// - **Lazy**: `const fn` constructors, so an interner can be a `static`; nothing is allocated before the first
 ///   `intern`.
 /// - **Fast reads**: interning a value already present takes no lock and writes no shared memory.
@@ -606,7 +607,9 @@ impl<T: ?Sized + Internable> Interner<T> {
     /// # Errors
     ///
     /// [`LeakError::BudgetExceeded`] if `value` is new and it (or the table growth it needs) does not fit: nothing
-    /// is changed, and values already interned keep working. [`LeakError::SizeOverflow`] for a value too large to
+    /// is changed, and values already interned keep working. One exception: an interner's first call sets up its
+    /// state (hasher and table root) in the budget before asking for room for the value, and that state stays
+    /// charged if the value is then refused; it is the state every later call uses, so it is set up only once. [`LeakError::SizeOverflow`] for a value too large to
     /// describe, [`LeakError::AllocFailed`] if the global allocator fails, and [`LeakError::InvalidConfig`] for an
     /// interner on the global budget when `LEAK_BUDGET` is invalid.
     ///
