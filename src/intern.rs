@@ -609,9 +609,10 @@ impl<T: ?Sized + Internable> Interner<T> {
     /// [`LeakError::BudgetExceeded`] if `value` is new and it (or the table growth it needs) does not fit: nothing
     /// is changed, and values already interned keep working. One exception: an interner's first call sets up its
     /// state (hasher and table root) in the budget before asking for room for the value, and that state stays
-    /// charged if the value is then refused; it is the state every later call uses, so it is set up only once. [`LeakError::SizeOverflow`] for a value too large to
-    /// describe, [`LeakError::AllocFailed`] if the global allocator fails, and [`LeakError::InvalidConfig`] for an
-    /// interner on the global budget when `LEAK_BUDGET` is invalid.
+    /// charged if the value is then refused; it is the state every later call uses, so it is set up only once.
+    /// [`LeakError::SizeOverflow`] for a value too large to describe, [`LeakError::AllocFailed`] if the global
+    /// allocator fails, and [`LeakError::InvalidConfig`] for an interner on the global budget when `LEAK_BUDGET` is
+    /// invalid.
     ///
     /// # Examples
     ///
