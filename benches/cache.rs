@@ -16,12 +16,13 @@
 //! "2 threads" rows split the same number of look-ups over two threads, all hitting the same keys, and time them
 //! together (aggregate nanoseconds per look-up), so a design that scales shows about half the 1-thread time.
 
+mod common;
+
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::sync::Barrier;
-use std::thread;
 use std::time::{Duration, Instant};
 
+use common::timed_on_threads;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime};
 use leak_budget::{LeakBudget, StaticCache};
 use parking_lot::RwLock;
@@ -41,29 +42,6 @@ fn configure(group: &mut BenchmarkGroup<'_, WallTime>) {
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1))
         .throughput(Throughput::Elements(1));
-}
-
-/// Runs `work(operations)` on `threads` threads at once and times them together, spawning excluded.
-fn timed_on_threads(threads: usize, operations: u64, work: impl Fn(u64) + Sync) -> Duration {
-    let barrier = Barrier::new(threads + 1);
-    thread::scope(|scope| {
-        let per_thread = operations / threads as u64;
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                let (barrier, work) = (&barrier, &work);
-                scope.spawn(move || {
-                    barrier.wait();
-                    work(per_thread);
-                })
-            })
-            .collect();
-        barrier.wait();
-        let start = Instant::now();
-        for worker in workers {
-            worker.join().unwrap();
-        }
-        start.elapsed()
-    })
 }
 
 /// Times `operations` look-ups of the keys of `stream` (cycled) on `threads` threads.

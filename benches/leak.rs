@@ -15,10 +15,9 @@
 mod common;
 
 use std::hint::black_box;
-use std::sync::Barrier;
-use std::thread;
 use std::time::{Duration, Instant};
 
+use common::timed_on_threads;
 use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
 use leak_budget::LeakBudget;
 
@@ -41,29 +40,6 @@ const STRING_CASES: [(&str, &str); 3] = [
 
 fn fresh_budget() -> &'static LeakBudget {
     Box::leak(Box::new(LeakBudget::named("bench", usize::MAX / 2)))
-}
-
-/// Runs `work(operations)` on `threads` threads at once and times them together, spawning excluded.
-fn timed_on_threads(threads: usize, operations: u64, work: impl Fn(u64) + Sync) -> Duration {
-    let barrier = Barrier::new(threads + 1);
-    thread::scope(|scope| {
-        let per_thread = operations / threads as u64;
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                let (barrier, work) = (&barrier, &work);
-                scope.spawn(move || {
-                    barrier.wait();
-                    work(per_thread);
-                })
-            })
-            .collect();
-        barrier.wait();
-        let start = Instant::now();
-        for worker in workers {
-            worker.join().unwrap();
-        }
-        start.elapsed()
-    })
 }
 
 fn leak_values(budget: &LeakBudget, operations: u64) {

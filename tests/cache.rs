@@ -5,15 +5,17 @@
 //! which turns a deadlock into a failure after a generous bound instead of hanging the run.
 #![cfg(not(loom))]
 
-use std::any::Any;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::{Barrier, Mutex, mpsc};
+use std::sync::{Barrier, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+mod support;
+use support::leaked;
 
 use leak_budget::{CacheStats, Cached, LeakBudget, LeakError, StaticCache, Stats};
 
@@ -23,16 +25,6 @@ const fn scaled(native: usize, miri: usize) -> usize {
 
 /// How long a thread that should finish may take before the test calls it a deadlock. Not a measure of speed.
 const DEADLOCK_BOUND: Duration = Duration::from_secs(120);
-
-/// Everything the tests leak, kept reachable from a static so that Miri's leak checker (which stays on) does not
-/// report it: a leaked value that a static can reach is not a leak.
-static LEAKED: Mutex<Vec<&'static (dyn Any + Sync)>> = Mutex::new(Vec::new());
-
-fn leaked<T: Any + Sync>(value: T) -> &'static T {
-    let value: &'static T = Box::leak(Box::new(value));
-    LEAKED.lock().unwrap().push(value);
-    value
-}
 
 fn budget(limit: usize) -> &'static LeakBudget {
     leaked(LeakBudget::named("cache-test", limit))

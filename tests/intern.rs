@@ -1,29 +1,21 @@
 //! `Interner<T>` and `Interned<T>`: identity, concurrency, the budget, and misbehaving `Hash`/`Eq`/`Clone`.
 #![cfg(not(loom))]
 
-use std::any::Any;
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Barrier, Mutex};
 use std::thread;
+
+mod support;
+use support::leaked;
 
 use leak_budget::{Interned, Interner, LeakBudget, LeakError, Stats};
 
 const fn scaled(native: usize, miri: usize) -> usize {
     if cfg!(miri) { miri } else { native }
-}
-
-/// Everything the tests leak, kept reachable from a static so that Miri's leak checker (which stays on) does not
-/// report it: a leaked value that a static can reach is not a leak.
-static LEAKED: Mutex<Vec<&'static (dyn Any + Sync)>> = Mutex::new(Vec::new());
-
-fn leaked<T: Any + Sync>(value: T) -> &'static T {
-    let value: &'static T = Box::leak(Box::new(value));
-    LEAKED.lock().unwrap().push(value);
-    value
 }
 
 fn budget(limit: usize) -> &'static LeakBudget {

@@ -1,7 +1,11 @@
-//! Inputs shared by the benchmarks: a real token stream when one is available, a generated one otherwise.
+//! Shared by the benchmarks: a real token stream when one is available (a generated one otherwise), running samples
+//! in child processes, and timing work spread over threads.
 #![allow(dead_code)] // each bench uses part of this module
 
 use std::path::PathBuf;
+use std::sync::Barrier;
+use std::thread;
+use std::time::{Duration, Instant};
 
 pub mod interners;
 
@@ -97,4 +101,27 @@ impl SplitMix {
     pub fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
+}
+
+/// Runs `work(operations)` on `threads` threads at once and times them together, spawning excluded.
+pub fn timed_on_threads(threads: usize, operations: u64, work: impl Fn(u64) + Sync) -> Duration {
+    let barrier = Barrier::new(threads + 1);
+    thread::scope(|scope| {
+        let per_thread = operations / threads as u64;
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let (barrier, work) = (&barrier, &work);
+                scope.spawn(move || {
+                    barrier.wait();
+                    work(per_thread);
+                })
+            })
+            .collect();
+        barrier.wait();
+        let start = Instant::now();
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        start.elapsed()
+    })
 }

@@ -1,11 +1,14 @@
-//! Shared by the `harness = false` test binaries (each has its own `#[global_allocator]`, so each is its own binary):
-//! a named-case runner with libtest-like output, and a small deterministic random number generator.
+//! Shared by the test binaries: a named-case runner with libtest-like output for the `harness = false` ones (each has
+//! its own `#[global_allocator]`, so each is its own binary), a small deterministic random number generator, and
+//! [`leaked`], which keeps what a test leaks reachable for Miri's leak checker.
 
 // Each binary uses a subset.
 #![allow(dead_code)]
 
+use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::ExitCode;
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// One named check. It panics (with an `assert!`) on failure and returns a one-line summary of its figures on success.
@@ -96,4 +99,15 @@ impl Rng {
 /// The byte at `index` of the pattern for `seed`: what a test writes into leaked memory and checks at the end.
 pub fn pattern(seed: u64, index: usize) -> u8 {
     (seed as usize).wrapping_mul(31).wrapping_add(index.wrapping_mul(7)).to_le_bytes()[0] ^ 0x5A
+}
+
+/// Everything the tests leak, kept reachable from a static so that Miri's leak checker (which stays on) does not
+/// report it: a leaked value that a static can reach is not a leak.
+static LEAKED: Mutex<Vec<&'static (dyn Any + Sync)>> = Mutex::new(Vec::new());
+
+/// Leaks `value` for the rest of the test process, reachable from [`LEAKED`].
+pub fn leaked<T: Any + Sync>(value: T) -> &'static T {
+    let value: &'static T = Box::leak(Box::new(value));
+    LEAKED.lock().unwrap().push(value);
+    value
 }
