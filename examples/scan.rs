@@ -324,7 +324,7 @@ mod scanner {
             println!("every identifier was interned and every classification cached");
         }
         println!();
-        print!("{}", scan.report());
+        println!("{}", scan.report());
     }
 
     pub fn main() -> ExitCode {
