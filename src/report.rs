@@ -83,6 +83,9 @@ const MAX_COLLECTS: usize = 256;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     entries: Vec<ReportEntry>,
+    /// Whether the figures were read at one instant (the double collect succeeded), rather than taken from the last
+    /// of [`MAX_COLLECTS`] changed readings. Only then is every total bounded by its limit.
+    consistent: bool,
 }
 
 /// One budget in a [`Report`].
@@ -315,7 +318,8 @@ impl Report {
     }
 
     /// Takes a snapshot of the registered budgets; with `root`, of that account and its descendants only.
-    fn collect(root: Option<&'static Account>) -> Vec<Node> {
+    /// The nodes of every budget (or of `root` and its descendants), and whether their figures held together.
+    fn collect(root: Option<&'static Account>) -> (Vec<Node>, bool) {
         let backoff = Backoff::new();
         let mut changed = 0;
         loop {
@@ -347,11 +351,12 @@ impl Report {
                 // Registered since the first reading: for a report of one budget, only its new descendants matter.
                 let newer = Account::registry_head();
                 let head_changed = newer != head && newer.accounts_since(head).any(|account| within(account, root));
-                if (current == previous && !head_changed) || changed >= MAX_COLLECTS {
+                let consistent = current == previous && !head_changed;
+                if consistent || changed >= MAX_COLLECTS {
                     for (node, &(refunded, charged)) in nodes.iter_mut().zip(&current) {
                         node.own.reserved = charged.wrapping_sub(refunded);
                     }
-                    return nodes;
+                    return (nodes, consistent);
                 }
                 changed += 1;
                 backoff.snooze();
@@ -364,7 +369,7 @@ impl Report {
     }
 
     /// Builds the report: totals bottom-up, then entries in tree order.
-    fn build(mut nodes: Vec<Node>) -> Self {
+    fn build((mut nodes, consistent): (Vec<Node>, bool)) -> Self {
         for node in &mut nodes {
             node.total = node.own;
         }
@@ -407,7 +412,7 @@ impl Report {
             });
             stack.extend(children[index].iter().rev().map(|&child| (child, Some(at), depth + 1)));
         }
-        Self { entries }
+        Self { entries, consistent }
     }
 
     /// This report's rows for the table: tree guides, names made unique among siblings.
@@ -644,7 +649,7 @@ impl LeakBudget {
                 total: figures,
                 peak_reserved: 0,
             };
-            return Report { entries: vec![entry] };
+            return Report { entries: vec![entry], consistent: true };
         };
         let mut report = Report::build(Report::collect(Some(account)));
         // Requests refused before the record existed that have not moved into it yet.
@@ -772,19 +777,32 @@ mod tests {
                     running.fetch_sub(1, Relaxed);
                 });
             }
-            let mut reports = 0;
-            while running.load(Relaxed) > 0 || reports == 0 {
+            let (mut consistent, mut fallbacks) = (0, 0);
+            while running.load(Relaxed) > 0 || consistent == 0 {
                 let report = top.report();
+                // Every report adds up; only one read at one instant is bounded by the limits (a reading taken after
+                // `MAX_COLLECTS` changes may count a block given back by one racer and taken by the other).
+                assert_eq!(
+                    report.entries()[0].total.reserved,
+                    report.entries()[0].own.reserved + {
+                        report.children(0).map(|(_, child)| child.charged_to_parent()).sum::<usize>()
+                    }
+                );
+                if !report.consistent {
+                    fallbacks += 1;
+                    continue;
+                }
                 let held = report.entries().iter().filter(|entry| entry.own.reserved >= BLOCK && entry.name == "racer");
                 assert!(held.count() <= 1, "two blocks held at once:\n{report}");
                 for entry in &report {
                     assert!(entry.total.reserved <= entry.limit, "{report}");
                 }
-                reports += 1;
+                consistent += 1;
             }
-            reports
+            (consistent, fallbacks)
         });
-        assert!(reports > 0);
+        // Under this constant churn a fifth to a quarter of the reports fall back (natively); the others are checked.
+        assert!(reports.0 > 0, "{} consistent reports, {} fallbacks", reports.0, reports.1);
         assert_eq!(top.report().entries()[0].total.reserved, top.reserved());
     }
 
