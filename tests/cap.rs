@@ -837,19 +837,7 @@ where
     let runs: Vec<Interning<T, V>> = if threads == 1 {
         vec![intern_until_full(interner, budget, 1, true, |rng, n| make(rng, 0, n))]
     } else {
-        let barrier = Barrier::new(threads);
-        thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads as u64)
-                .map(|t| {
-                    let (barrier, make) = (&barrier, &make);
-                    scope.spawn(move || {
-                        barrier.wait();
-                        intern_until_full(interner, budget, 10 + t, false, |rng, n| make(rng, t, n))
-                    })
-                })
-                .collect();
-            workers.into_iter().map(|w| w.join().unwrap_or_else(|panic| resume_unwind(panic))).collect()
-        })
+        on_threads(threads, |t| intern_until_full(interner, budget, 10 + t, false, |rng, n| make(rng, t, n)))
     };
     let (mut ranges, mut count) = assert_handles_resolve(interner, &runs);
     // With the threads done, each one's last refused value is asked for again: if still refused, nothing changes. On
@@ -978,23 +966,7 @@ fn cache_case(threads: usize, limit: usize) -> String {
         }
         (run, misses)
     };
-    let runs: Vec<(CacheRun, usize)> = if threads == 1 {
-        vec![work(0)]
-    } else {
-        let barrier = Barrier::new(threads);
-        thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads as u64)
-                .map(|t| {
-                    let (barrier, work) = (&barrier, &work);
-                    scope.spawn(move || {
-                        barrier.wait();
-                        work(t)
-                    })
-                })
-                .collect();
-            workers.into_iter().map(|w| w.join().unwrap_or_else(|panic| resume_unwind(panic))).collect()
-        })
-    };
+    let runs: Vec<(CacheRun, usize)> = if threads == 1 { vec![work(0)] } else { on_threads(threads, work) };
     let fresh = |cache: u64| (0..scaled(100, 4)).map(move |n| distinct_u64(&mut Rng::new(0), 1000 + cache, n));
     let collect = |pick: fn(&CacheRun) -> usize| runs.iter().map(|(run, _)| pick(run)).sum::<usize>();
     let mut ranges = Vec::new();
@@ -1355,6 +1327,24 @@ fn leak_once_is_charged_once() -> String {
          {refused_calls} refused calls, {initialiser_runs} initialiser runs; counted == reserved each round",
         SIZES.len()
     )
+}
+
+/// Runs `work(t)` for `t` in `0..threads` on as many threads, released together, and returns their results in order
+/// (re-raising the first panic).
+fn on_threads<R: Send>(threads: usize, work: impl Fn(u64) -> R + Sync) -> Vec<R> {
+    let barrier = Barrier::new(threads);
+    thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads as u64)
+            .map(|t| {
+                let (barrier, work) = (&barrier, &work);
+                scope.spawn(move || {
+                    barrier.wait();
+                    work(t)
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap_or_else(|panic| resume_unwind(panic))).collect()
+    })
 }
 
 fn main() -> ExitCode {
