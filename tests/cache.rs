@@ -186,8 +186,12 @@ fn an_exhausted_budget_degrades_to_owned_values_never_asks_again_and_hits_keep_w
         // The cache's own state (a few KiB) does not fit in the two smallest budgets.
         assert_eq!(stored.is_empty(), limit <= 4 << 10, "limit {limit}: {} stored", stored.len());
         assert!(limit < 256 << 10 || stored.len() > 1000, "limit {limit}: {} stored", stored.len());
-        // Nearly all of the budget was put to use before the cache gave up.
-        assert!(limit <= 4 << 10 || budget.remaining() < 2 << 10, "limit {limit}: {}", budget.stats());
+        // Nearly all of the budget was put to use before the cache gave up. An insert is refused once the room left
+        // is below its worst case (the entry, a new bucket and a doubled directory, each possibly in a fresh chunk),
+        // which grows with the table and depends on how the random hash seed spreads keys over shards: at 256 KiB it
+        // was seen at 4.05 KiB once in about 40 runs. A 32nd of the limit, at least 2 KiB, bounds it at these sizes.
+        let slack = (limit / 32).max(2 << 10);
+        assert!(limit <= 4 << 10 || budget.remaining() < slack, "limit {limit}: {}", budget.stats());
         let frozen = budget.stats();
         // More misses (new keys and the refused one) are computed and handed back without asking the budget.
         for key in refused_key..refused_key + 50 {
