@@ -84,7 +84,7 @@ const MAX_COLLECTS: usize = 256;
 pub struct Report {
     entries: Vec<ReportEntry>,
     /// Whether the figures were read at one instant (the double collect succeeded), rather than taken from the last
-    /// of [`MAX_COLLECTS`] changed readings. Only then is every total bounded by its limit.
+    /// of [`MAX_COLLECTS`] changed readings. Only then is every total bounded by its limit. See `is_consistent`.
     consistent: bool,
 }
 
@@ -315,6 +315,25 @@ impl Report {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Whether the figures were read at one instant. This is the rule: a report retries while the counters change
+    /// between its two readings, and only if they keep changing through 256 readings in a row (constant churn of
+    /// chunks) does it use the last one. Such a report still adds up, but a total or peak may exceed its limit by
+    /// bytes given back and taken again while it was read; a consistent report never does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// static APP: leak_budget::LeakBudget = leak_budget::LeakBudget::named("app", 4096);
+    /// APP.leak(7_u64).unwrap();
+    /// let report = APP.report();
+    /// assert!(report.is_consistent()); // nothing else was allocating
+    /// assert!(report.entries()[0].total.reserved <= report.entries()[0].limit);
+    /// ```
+    #[must_use]
+    pub const fn is_consistent(&self) -> bool {
+        self.consistent
     }
 
     /// Takes a snapshot of the registered budgets; with `root`, of that account and its descendants only.

@@ -43,10 +43,12 @@ fn assert_adds_up(report: &Report) {
         assert_eq!(entry.total.allocations, entry.own.allocations + allocations);
         let rejections = children.iter().map(|c| c.total.rejections).sum::<usize>();
         assert_eq!(entry.total.rejections, entry.own.rejections + rejections);
-        assert!(entry.total.reserved <= entry.limit, "{} over its limit in\n{report}", entry.name);
+        // Bounded by the limit when read at one instant; a report that fell back after constant churn only adds up.
+        let bounded = |figure: usize| !report.is_consistent() || figure <= entry.limit;
+        assert!(bounded(entry.total.reserved), "{} over its limit in\n{report}", entry.name);
         assert!(entry.own.used <= entry.own.reserved, "{} uses more than it reserved in\n{report}", entry.name);
         assert!(entry.total.used <= entry.total.reserved, "{}", entry.name);
-        assert!(entry.peak_reserved >= entry.total.reserved && entry.peak_reserved <= entry.limit);
+        assert!(entry.peak_reserved >= entry.total.reserved && bounded(entry.peak_reserved));
         if let Some(parent) = entry.parent {
             assert_eq!(report.entries()[parent].depth + 1, entry.depth);
             assert!(parent < index, "a parent comes before its children");
