@@ -51,10 +51,11 @@ use core::ptr::{self, NonNull};
 
 use foldhash::fast::SeedableRandomState as RandomState;
 
+use crate::marker::StoresShared;
 use crate::sync::{
     AtomicBool, AtomicPtr, AtomicUsize, CachePadded, Mutex,
     Ordering::{Acquire, Relaxed, Release},
-    hash_state, loom_const_fn, thread_local_const,
+    UserCode, hash_state, loom_const_fn, thread_local_const,
 };
 use crate::table::{Found, Table};
 
@@ -490,16 +491,12 @@ pub struct StaticCache<K: 'static, V: 'static> {
     refusal: Mutex<Option<LeakError>>,
     /// Misses while the cache has no state (the budget refused it).
     stateless: Counts,
-    /// Why the bounds are what they are:
-    /// - `&'static V`: the cache hands out `&'static V` to whichever thread calls it, so sharing (or moving) the
-    ///   cache across threads shares `&V` across threads: `V: Sync`. A value is computed on the calling thread,
-    ///   then only ever read through `&V`, never moved or dropped: `V: Send` is not needed.
-    /// - `&'static K`: keys are compared (through `&K`) by every thread that looks one up, and a key moved in by one
-    ///   thread is never moved or dropped again: `K: Sync`, and `K: Send` is not needed.
-    /// - The initialiser runs on the calling thread: it need not be `Send`.
-    ///
-    /// So `StaticCache<K, V>` is `Send` and `Sync` exactly when `K: Sync` and `V: Sync`, which this field gives.
-    types: PhantomData<(&'static K, &'static V)>,
+    /// Invariant in `K` and `V`, and `Send`/`Sync` exactly when `K: Sync` and `V: Sync`: see [`StoresShared`] for
+    /// why both are right. Values are handed out as `&'static V` to whichever thread calls; keys are compared
+    /// (through `&K`) by every thread that looks one up and are handed to initialisers as `&K`; a key or value moved
+    /// in by one thread is never moved or dropped again, so neither needs `Send`. The initialiser runs on the calling
+    /// thread: it need not be `Send`.
+    types: StoresShared<(K, V)>,
 }
 
 impl<K: 'static, V: 'static> StaticCache<K, V> {
@@ -687,6 +684,11 @@ impl<K: 'static, V: 'static> StaticCache<K, V> {
 }
 
 impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
+    /// Describes the user code (`K`'s `Eq`) the cache runs under its locks.
+    fn user_code() -> UserCode {
+        UserCode { container: "StaticCache", type_name: core::any::type_name::<K>(), what: "Eq" }
+    }
+
     /// The cached value for `key`, if there is one. Never allocates, never runs an initialiser, never waits for one
     /// (a key being computed is not cached yet), and is not counted in [`stats`](Self::stats).
     ///
@@ -709,7 +711,8 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
         // SAFETY: entries in the table are `Entry<K, V>` (the `State::table` invariant).
         let matches = |entry| unsafe { Entry::<K, V>::from_table(entry) }.matches(hash, key);
         // A lock-free miss can be a concurrent split moving the entry: confirm misses under the lock.
-        let entry = state.table.find(hash, matches).or_else(|| state.table.find_locked(hash, matches))?;
+        let entry =
+            state.table.find(hash, matches).or_else(|| state.table.find_locked(Self::user_code(), hash, matches))?;
         // SAFETY: as above.
         Some(&unsafe { Entry::<K, V>::from_table(entry) }.value)
     }
@@ -878,7 +881,7 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
         loop {
             // Under the stripe's lock nobody can start or finish computing a key of this stripe, and the table look-up
             // is exact: a key is either in the table, or being computed, or neither.
-            if let Some(entry) = state.table.find_locked(hash, matches) {
+            if let Some(entry) = state.table.find_locked(Self::user_code(), hash, matches) {
                 drop(pending);
                 state.count_hit();
                 // SAFETY: as above.
@@ -888,7 +891,7 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
                 drop(pending);
                 return Self::degrade(&state.counts, &key, f);
             }
-            if !pending.is_computing(hash, &key, me) {
+            if !pending.is_computing(Self::user_code(), hash, &key, me) {
                 break;
             }
             if !waited {
@@ -913,6 +916,7 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
         }
         let budget = state.budget;
         let inserted = state.table.find_or_insert(
+            Self::user_code(),
             budget,
             hash,
             // SAFETY: entries in the table are `Entry<K, V>` (the `State::table` invariant).
@@ -948,7 +952,8 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
 }
 
 /// A panic in user code (an initialiser, `Hash`, `Eq`) leaves the cache consistent: nothing is half-inserted, no lock
-/// stays held, and waiters are woken. So, as for `OnceLock`, a cache is unwind-safe when what it hands out is.
+/// stays held, and waiters are woken. So, as for `OnceLock`, a cache is unwind-safe when what it hands out is. The
+/// explicit impls make this hold under every lock backend (`parking_lot`'s mutex is not `RefUnwindSafe`, std's is).
 impl<K: RefUnwindSafe + 'static, V: RefUnwindSafe + 'static> RefUnwindSafe for StaticCache<K, V> {}
 impl<K: RefUnwindSafe + 'static, V: RefUnwindSafe + 'static> UnwindSafe for StaticCache<K, V> {}
 

@@ -20,14 +20,16 @@ use core::hash::{BuildHasher, Hash, Hasher};
 use core::marker::PhantomData;
 use core::mem::size_of;
 use core::ops::Deref;
+use core::panic::{RefUnwindSafe, UnwindSafe};
 use core::ptr::{self, NonNull};
 
 use foldhash::fast::SeedableRandomState as RandomState;
 
+use crate::marker::StoresShared;
 use crate::sync::{
     AtomicPtr, Mutex,
     Ordering::{Acquire, Release},
-    hash_state, loom_const_fn,
+    UserCode, hash_state, loom_const_fn,
 };
 use crate::table::{Found, Table};
 use crate::{LeakBudget, LeakError, Rejected};
@@ -486,9 +488,9 @@ pub struct Interner<T: ?Sized + 'static> {
     state: AtomicPtr<State>,
     /// Serialises creating `state`, so it is created (and charged) once.
     init: Mutex<()>,
-    /// Handles give out `&'static T` to any thread holding the interner: the interner is `Send`/`Sync` exactly when
-    /// `&T` is (`T: Sync`).
-    values: PhantomData<&'static T>,
+    /// Invariant in `T` (values of `T` are stored and handed out again), and `Send`/`Sync` exactly when `&T` is: see
+    /// [`StoresShared`] for why both are right.
+    values: StoresShared<T>,
 }
 
 impl<T: ?Sized + 'static> Interner<T> {
@@ -602,6 +604,11 @@ impl<T: ?Sized + 'static> Interner<T> {
 }
 
 impl<T: ?Sized + Internable> Interner<T> {
+    /// Describes the user code (`T`'s `Eq`, `Clone` and `Drop`) the table runs under a shard lock.
+    fn user_code() -> UserCode {
+        UserCode { container: "Interner", type_name: core::any::type_name::<T>(), what: "Eq, Clone or Drop" }
+    }
+
     /// Returns the handle of the value equal to `value`, copying it into the budget first if it is new.
     ///
     /// # Errors
@@ -649,6 +656,7 @@ impl<T: ?Sized + Internable> Interner<T> {
         let layout =
             value.entry_layout().ok_or(LeakError::SizeOverflow { elem_size: size_of::<u8>(), len: usize::MAX })?;
         let found = state.table.find_or_insert(
+            Self::user_code(),
             budget,
             hash,
             // SAFETY: the table holds only published entries of `T`.
@@ -684,7 +692,8 @@ impl<T: ?Sized + Internable> Interner<T> {
         // SAFETY: the table holds only published entries of `T`.
         let matches = |entry| unsafe { value.matches(entry) };
         // A lock-free miss can be a concurrent split moving the entry: confirm misses under the lock.
-        let entry = state.table.find(hash, matches).or_else(|| state.table.find_locked(hash, matches))?;
+        let entry =
+            state.table.find(hash, matches).or_else(|| state.table.find_locked(Self::user_code(), hash, matches))?;
         // SAFETY: as above.
         Some(unsafe { Interned::from_entry(entry) })
     }
@@ -752,6 +761,7 @@ impl<T: Hash + Eq + Clone + 'static> Interner<T> {
             Err(error) => return Err(Rejected::new(value, error)),
         };
         let found = state.table.find_or_insert(
+            Self::user_code(),
             budget,
             hash,
             // SAFETY: the table holds only published entries of `T`.
@@ -772,6 +782,12 @@ impl<T: Hash + Eq + Clone + 'static> Interner<T> {
         }
     }
 }
+
+/// A panic in user code (`Hash`, `Eq`, `Clone`, `Drop`) leaves the interner consistent: nothing is half-inserted and
+/// no lock stays held. So, as for `OnceLock<T>`, an interner is unwind-safe when what it stores is. The explicit impls
+/// make this hold under every lock backend (`parking_lot`'s mutex is not `RefUnwindSafe`, std's is).
+impl<T: ?Sized + RefUnwindSafe + UnwindSafe + 'static> RefUnwindSafe for Interner<T> {}
+impl<T: ?Sized + UnwindSafe + 'static> UnwindSafe for Interner<T> {}
 
 impl<T: ?Sized + 'static> Default for Interner<T> {
     fn default() -> Self {

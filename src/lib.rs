@@ -23,11 +23,14 @@ mod account;
 mod arena;
 mod budget;
 mod cache;
+#[cfg(doctest)]
+mod compile_fail_tests;
 mod config;
 mod error;
 mod global;
 mod intern;
 mod lane;
+mod marker;
 mod once;
 mod report;
 mod stats;

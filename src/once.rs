@@ -27,6 +27,7 @@ use core::any::{TypeId, type_name};
 use core::convert::Infallible;
 use core::fmt;
 use core::marker::PhantomData;
+use core::panic::{RefUnwindSafe, UnwindSafe};
 use core::ptr::{self, NonNull};
 
 use crate::sync::{
@@ -174,6 +175,12 @@ unsafe impl<T: Sync> Sync for LeakOnce<T> {}
 // hold, so moving the cell shares the value: `T: Sync` is required. Moving the cell moves no `T` (the value lives in
 // the budget), so `T: Send` is not, unlike for `OnceLock<T>`, which owns its value. The other fields are `Send`.
 unsafe impl<T: Sync> Send for LeakOnce<T> {}
+
+/// A panicking initialiser leaves the cell empty and consistent (no lock stays held, waiters are woken), so, as for
+/// `OnceLock<T>`, the cell is unwind-safe when its value is. The explicit impls make this hold under every lock
+/// backend (`parking_lot`'s mutex is not `RefUnwindSafe`, std's is), with `OnceLock`'s bounds.
+impl<T: RefUnwindSafe + UnwindSafe> RefUnwindSafe for LeakOnce<T> {}
+impl<T: UnwindSafe> UnwindSafe for LeakOnce<T> {}
 
 impl<T> LeakOnce<T> {
     loom_const_fn! {

@@ -33,6 +33,7 @@ use core::ptr::{self, NonNull};
 use crate::sync::{
     AtomicPtr, AtomicUsize, CachePadded, Mutex,
     Ordering::{Acquire, Relaxed, Release},
+    UserCode,
 };
 use crate::{LeakBudget, LeakError, Rejected};
 
@@ -274,10 +275,16 @@ impl Table {
         None
     }
 
-    /// As [`find`](Self::find), but under the shard lock, so it cannot miss an entry inserted before the call.
-    pub(crate) fn find_locked(&self, hash: u64, eq: impl FnMut(NonNull<u8>) -> bool) -> Option<NonNull<u8>> {
+    /// As [`find`](Self::find), but under the shard lock, so it cannot miss an entry inserted before the call. `eq`
+    /// is user code run under the lock, described by `user` (see [`UserCode`]).
+    pub(crate) fn find_locked(
+        &self,
+        user: UserCode,
+        hash: u64,
+        mut eq: impl FnMut(NonNull<u8>) -> bool,
+    ) -> Option<NonNull<u8>> {
         let _locked = self.shard(hash).lock.lock();
-        self.find(hash, eq)
+        self.find(hash, |entry| user.run(|| eq(entry)))
     }
 
     /// Finds an entry equal to the payload (per `eq`), or inserts a new one made from `payload` by `make`.
@@ -288,10 +295,13 @@ impl Table {
     /// existing entry (to split buckets); it must not panic. `entry_layout` is the layout `make` will allocate, used to
     /// refuse up front an insert that cannot fit, so that a refusal changes nothing.
     ///
-    /// A panic in `eq` or `make` leaves the table unchanged and releases the lock.
+    /// `eq` and `make` are user code (a value's `Eq`, `Clone` and `Drop`) run under the lock, described by `user`:
+    /// if they call back into the crate for a lock, that call panics rather than deadlocks (see [`UserCode`]). A panic
+    /// in `eq` or `make` leaves the table unchanged and releases the lock.
     #[allow(clippy::too_many_arguments)] // one internal call site per kind of entry; a struct would only rename them
     pub(crate) fn find_or_insert<P>(
         &self,
+        user: UserCode,
         budget: &LeakBudget,
         hash: u64,
         mut eq: impl FnMut(&P, NonNull<u8>) -> bool,
@@ -302,7 +312,7 @@ impl Table {
     ) -> Result<Found<P>, Rejected<P>> {
         let shard = self.shard(hash);
         let _locked = shard.lock.lock();
-        if let Some(existing) = self.find(hash, |entry| eq(&payload, entry)) {
+        if let Some(existing) = self.find(hash, |entry| user.run(|| eq(&payload, entry))) {
             return Ok(Found::Existing(existing, payload));
         }
         let tag = tag_of(hash);
@@ -317,7 +327,7 @@ impl Table {
             Ok(place) => place,
             Err(error) => return Err(Rejected::new(payload, error)),
         };
-        let entry = make(payload)?;
+        let entry = user.run(|| make(payload))?;
         bucket.put(slot, tag, entry);
         shard.len.store(shard.len.load(Relaxed) + 1, Relaxed);
         Ok(Found::Inserted(entry))

@@ -6,7 +6,7 @@
 use core::cell::Cell;
 use core::ptr::NonNull;
 
-use crate::sync::{Condvar, Mutex, MutexGuard, UnsafeCell};
+use crate::sync::{Condvar, Mutex, MutexGuard, UnsafeCell, UserCode};
 
 /// One thread's record that it is computing a key: lives on that thread's stack, linked into a stripe's list for
 /// as long as its [`Registration`] exists.
@@ -61,8 +61,9 @@ impl<K: Eq> PendingList<K> {
     ///
     /// # Panics
     /// If the calling thread is itself computing `key`: it called the cache for that key from inside its own
-    /// initialiser and would otherwise wait for itself forever.
-    pub(super) fn is_computing(&self, hash: u64, key: &K, me: usize) -> bool {
+    /// initialiser and would otherwise wait for itself forever. `K`'s `Eq` runs under the stripe's lock here,
+    /// described by `user` (a call back into the crate for a lock panics, see [`UserCode`]).
+    pub(super) fn is_computing(&self, user: UserCode, hash: u64, key: &K, me: usize) -> bool {
         let mut cursor = self.head;
         while let Some(node) = cursor {
             // SAFETY: linked records are alive (the `head` invariant); `hash` and `owner` are immutable.
@@ -74,7 +75,7 @@ impl<K: Eq> PendingList<K> {
                 // This thread's own computation, from a call inside its initialiser. Only this thread reads `key`.
                 // SAFETY: while `key` is `Some`, it points to the key borrowed by the running initialiser (the
                 // field's invariant), and this call runs inside that initialiser.
-                let own_key = record.key.get().is_some_and(|own| unsafe { own.as_ref() } == key);
+                let own_key = record.key.get().is_some_and(|own| user.run(|| unsafe { own.as_ref() } == key));
                 assert!(
                     !own_key,
                     "StaticCache: the initialiser for a key asked the same cache for that key; it would wait for \
