@@ -111,3 +111,32 @@ pub fn leaked<T: Any + Sync>(value: T) -> &'static T {
     LEAKED.lock().unwrap().push(value);
     value
 }
+
+/// How long a test body run by [`bounded`] may take before the test fails as hung. Generous: a body that finishes
+/// takes milliseconds natively and seconds under Miri; only a deadlock or a hang comes near it.
+pub const HANG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(if cfg!(miri) { 600 } else { 60 });
+
+/// Runs `body` on its own thread and returns how it ended (its value, or its panic's payload). If it has not ended
+/// within [`HANG_TIMEOUT`], the test fails instead of hanging (the stuck thread is left behind; the process ends with
+/// the test binary).
+pub fn bounded<R: Send + 'static>(body: impl FnOnce() -> R + Send + 'static) -> std::thread::Result<R> {
+    let (done, finished) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let ended = catch_unwind(AssertUnwindSafe(body));
+        let _ = done.send(());
+        ended
+    });
+    match finished.recv_timeout(HANG_TIMEOUT) {
+        Ok(()) => worker.join().expect("the body's panic was caught on its thread"),
+        Err(_) => panic!("the test body did not finish within {HANG_TIMEOUT:?}: a deadlock or a hang"),
+    }
+}
+
+/// The message of a panic payload (`panic!` with a literal or with formatting), or `""`.
+pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("")
+}
