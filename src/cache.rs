@@ -730,7 +730,9 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
     /// # Panics
     ///
     /// If `f` panics (the panic propagates), or if `f` asks this cache for `key` itself (it would wait for itself
-    /// forever). `K`'s `Hash` and `Eq` must not use the cache: they run while it holds locks.
+    /// forever). `K`'s `Eq` runs under the cache's locks on a miss: if it calls back into a cache, interner or
+    /// once-cell in a way that needs a lock (a miss, an insert, a first initialisation), that call panics with a
+    /// message naming the cache and `K` rather than deadlock. Lock-free calls (hits) are fine.
     ///
     /// # Examples
     ///

@@ -12,6 +12,8 @@
 //!
 //! A user's `Hash`, `Eq` or `Clone` may panic: `Hash` runs before any lock, `Eq` and `Clone` run under a shard lock
 //! before anything is allocated or inserted, and the lock is released on unwinding, so the interner stays consistent.
+//! If they call back into the crate for a lock (an insert into this or another interner or cache), that call panics
+//! instead of deadlocking ([`UserCode`](crate::sync::UserCode)).
 
 use core::alloc::Layout;
 use core::cmp::Ordering;
@@ -620,6 +622,13 @@ impl<T: ?Sized + Internable> Interner<T> {
     /// [`LeakError::SizeOverflow`] for a value too large to describe, [`LeakError::AllocFailed`] if the global
     /// allocator fails, and [`LeakError::InvalidConfig`] for an interner on the global budget when `LEAK_BUDGET` is
     /// invalid.
+    ///
+    /// # Panics
+    ///
+    /// If `T`'s `Hash`, `Eq` or `Clone` panics (the interner stays consistent), or if `T`'s `Eq`, `Clone` or `Drop`,
+    /// which run under one of the interner's locks when `value` is new, call back into an interner, cache or
+    /// once-cell in a way that needs a lock (an insert): that would deadlock, so it panics, naming the interner and
+    /// `T`. Look-ups of values already present are lock-free and allowed.
     ///
     /// # Examples
     ///
