@@ -24,7 +24,8 @@
 //! # Memory orderings
 //! Writers (holding the shard lock) write an entry's slot, then set its tag with `Release`; publish a bucket or a
 //! directory with a `Release` store of its pointer. Readers load tags, slots and pointers with `Acquire`, so whatever
-//! they reach is fully initialised. Counters are `Relaxed`.
+//! they reach is fully initialised. Counters are `Relaxed`; a shard's length is written before the entry it counts is
+//! published, so the tag's `Release` orders it first and a reader that finds an entry also sees it counted.
 
 use core::alloc::Layout;
 use core::mem::{align_of, size_of};
@@ -219,7 +220,8 @@ struct Shard {
     directory: CachePadded<AtomicPtr<Directory>>,
     /// Serialises inserts, splits and directory growth in this shard.
     lock: Mutex<()>,
-    /// Entries in this shard. Written under the lock.
+    /// Entries in this shard. Written under the lock, before the entry it counts is published, so it counts every
+    /// entry a reader can see (it may count one being published).
     len: AtomicUsize,
 }
 
@@ -328,8 +330,10 @@ impl Table {
             Err(error) => return Err(Rejected::new(payload, error)),
         };
         let entry = user.run(|| make(payload))?;
-        bucket.put(slot, tag, entry);
+        // Counted before it is published: the `Release` in `put` orders the count before the entry, so a thread that
+        // can see the entry (an `Acquire` load of its tag) also sees it counted by `len`.
         shard.len.store(shard.len.load(Relaxed) + 1, Relaxed);
+        bucket.put(slot, tag, entry);
         Ok(Found::Inserted(entry))
     }
 
@@ -490,7 +494,8 @@ impl Table {
         Ok(())
     }
 
-    /// Entries in the table.
+    /// Entries in the table: at least every entry the calling thread can find (each is counted before it is
+    /// published), and at most that plus the inserts under way.
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|shard| shard.len.load(Relaxed)).sum()
     }
