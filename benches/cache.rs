@@ -2,7 +2,7 @@
 //! and `elsa::sync::FrozenMap`, on 1 and 2 threads, in the same run.
 //!
 //! ```text
-//! cargo bench --bench cache
+//! cargo bench -p leak-budget-benches --bench cache
 //! ```
 //!
 //! Every contender holds the same 1,000 `u64` keys with 32-byte values, and every timed look-up is a hit (keys drawn

@@ -2,7 +2,8 @@
 //! internment, symbol_table, string-interner and a plain `HashSet` + `Box::leak`, in the same run.
 //!
 //! ```text
-//! LEAK_BUDGET_CORPUS=path/to/idents.txt cargo bench --bench intern    # without the variable: a generated stream
+//! # without LEAK_BUDGET_CORPUS: a generated stream
+//! LEAK_BUDGET_CORPUS=/path/to/idents.txt cargo bench -p leak-budget-benches --bench intern
 //! ```
 //!
 //! Build workloads run each sample in a fresh child process (this binary, re-executed), which times only the

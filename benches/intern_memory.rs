@@ -2,7 +2,7 @@
 //! a fresh child process (median of three).
 //!
 //! ```text
-//! LEAK_BUDGET_CORPUS=path/to/idents.txt cargo bench --bench intern_memory
+//! LEAK_BUDGET_CORPUS=/path/to/idents.txt cargo bench -p leak-budget-benches --bench intern_memory
 //! ```
 //!
 //! Leak-budget's figure includes its hash table and bookkeeping, all of which are charged to the budget.

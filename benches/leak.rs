@@ -1,7 +1,7 @@
 //! Leaking 24-byte values and identifier-sized strings: leak-budget against `Box::leak`, bumpalo and typed-arena.
 //!
 //! ```text
-//! cargo bench --bench leak                      # optional: LEAK_BUDGET_CORPUS=path/to/tokens.txt for the strings
+//! cargo bench -p leak-budget-benches --bench leak   # optional: LEAK_BUDGET_CORPUS=/path/to/tokens.txt for the strings
 //! ```
 //!
 //! Every sample runs in a fresh child process (this binary, re-executed), which performs the sample's operations,

@@ -2,7 +2,7 @@
 //! `std::sync::OnceLock::get` and `once_cell::sync::OnceCell::get`, in one group so each is a line of the same run.
 //!
 //! ```text
-//! cargo bench --bench once
+//! cargo bench -p leak-budget-benches --bench once
 //! ```
 
 use std::hint::black_box;

@@ -1,8 +1,9 @@
 //! A leak into a child budget at depth 2 against a leak into a root, on the fast path: 24-byte values.
 //!
 //! ```text
-//! cargo bench --bench tree
-//! cargo bench --bench tree -- --exact "tree: leak 24-byte values/root"   # one row per process, to alternate rows
+//! cargo bench -p leak-budget-benches --bench tree
+//! # one row per process, to alternate rows:
+//! cargo bench -p leak-budget-benches --bench tree -- --exact "tree: leak 24-byte values/root"
 //! ```
 //!
 //! A leak into a child bumps in the calling thread's lane exactly as a leak into a root does; the tree is only walked

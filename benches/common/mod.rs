@@ -43,7 +43,11 @@ pub fn tokens() -> (Vec<String>, String) {
                 let label = format!("{} ({} tokens)", path.display(), tokens.len());
                 return (tokens, label);
             }
-            Err(error) => eprintln!("cannot read {}: {error}; using a generated stream", path.display()),
+            // Cargo runs benchmarks in benches/: show where a relative path was looked for.
+            Err(error) => {
+                let shown = std::path::absolute(&path).unwrap_or(path);
+                eprintln!("cannot read {}: {error}; using a generated stream", shown.display());
+            }
         }
     }
     let tokens = generated_tokens(600_000, 20_000);
