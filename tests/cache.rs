@@ -174,7 +174,13 @@ fn an_exhausted_budget_degrades_to_owned_values_never_asks_again_and_hits_keep_w
                 Cached::Owned(value) => {
                     assert_eq!(value, value_of(key), "the value is computed all the same");
                     let after = budget.stats();
-                    assert_eq!(settled(after), settled(before), "a refusal changes nothing (limit {limit})");
+                    if before.allocations == 0 && after.allocations == 1 {
+                        // The documented exception: the cache's first miss sets up its state, which stays charged
+                        // when the entry is then refused (on 32-bit targets a 4 KiB budget holds the state alone).
+                        assert!(after.reserved <= limit && after.used > 0, "{after}");
+                    } else {
+                        assert_eq!(settled(after), settled(before), "a refusal changes nothing (limit {limit})");
+                    }
                     assert_eq!(after.rejections, before.rejections + 1);
                     break key;
                 }
