@@ -11,7 +11,9 @@
 //! - sized `T`: the hash, then the value.
 //!
 //! A user's `Hash`, `Eq` or `Clone` may panic: `Hash` runs before any lock, `Eq` and `Clone` run under a shard lock
-//! before anything is allocated or inserted, and the lock is released on unwinding, so the interner stays consistent.
+//! before the value's entry is allocated or inserted, and the lock is released on unwinding, so the interner stays
+//! consistent. `Clone` runs after the table has made room for the entry: table growth made for a value whose `Clone`
+//! panics stays charged and serves later inserts (found by the `intern_generic` fuzz target).
 //! If they call back into the crate for a lock (an insert into this or another interner or cache), that call panics
 //! instead of deadlocking ([`UserCode`](crate::sync::UserCode)).
 

@@ -299,7 +299,10 @@ impl Table {
     ///
     /// `eq` and `make` are user code (a value's `Eq`, `Clone` and `Drop`) run under the lock, described by `user`:
     /// if they call back into the crate for a lock, that call panics rather than deadlocks (see [`UserCode`]). A panic
-    /// in `eq` or `make` leaves the table unchanged and releases the lock.
+    /// in `eq` leaves the table unchanged and releases the lock. A panic in `make` (a sized value's `Clone`) releases
+    /// the lock and inserts nothing, but any growth already made for the entry (a split bucket, a doubled directory,
+    /// a shard's first bucket) stays, charged, and serves later inserts: room is made before the entry is, so that an
+    /// entry is never charged without a place to go.
     #[allow(clippy::too_many_arguments)] // one internal call site per kind of entry; a struct would only rename them
     pub(crate) fn find_or_insert<P>(
         &self,
