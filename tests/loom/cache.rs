@@ -12,18 +12,16 @@ use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use loom::thread;
 
-use crate::budget;
+use crate::{Bounds, budget};
 
 fn cache<V: 'static>(budget: &'static LeakBudget) -> &'static StaticCache<u32, V> {
     Box::leak(Box::new(StaticCache::in_budget(budget)))
 }
 
-/// A builder allowing the longer executions of the cache: creating its state, inserting, waiting and waking up are
-/// straight-line work, but more atomic operations than loom's default per-execution cap.
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 100_000;
-    builder.check(f);
+/// Creating the cache's state, inserting, waiting and waking up are straight-line work, but more atomic operations
+/// than loom's default per-execution cap: [`Bounds::CI`] allows them.
+fn model(f: impl Fn() + Sync + Send + 'static) -> usize {
+    crate::model(Bounds::CI, f)
 }
 
 const ON_PURPOSE: &str = "initialiser panicked (on purpose)";

@@ -4,7 +4,7 @@
 use leak_budget::{Interned, Interner};
 use loom::thread;
 
-use crate::budget;
+use crate::{Bounds, budget};
 
 fn interner(limit: usize) -> &'static Interner<str> {
     Box::leak(Box::new(Interner::in_budget(budget("intern", limit))))
@@ -12,7 +12,7 @@ fn interner(limit: usize) -> &'static Interner<str> {
 
 #[test]
 fn two_threads_interning_the_same_new_value_get_one_pointer_and_one_copy() {
-    loom::model(|| {
+    crate::model(Bounds::CI, || {
         let strings = interner(64 << 10);
         let workers: Vec<_> = (0..2).map(|_| thread::spawn(move || strings.intern("shared").unwrap())).collect();
         let handles: Vec<Interned<str>> = workers.into_iter().map(|w| w.join().unwrap()).collect();
@@ -28,11 +28,7 @@ fn two_threads_interning_the_same_new_value_get_one_pointer_and_one_copy() {
 
 #[test]
 fn values_already_present_are_never_lost_while_a_bucket_splits() {
-    // Filling a bucket and splitting it is straight-line work (no spinning), but more atomic operations than loom's
-    // default per-execution cap.
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 100_000;
-    builder.check(|| {
+    crate::model(Bounds::CI, || {
         let strings = interner(64 << 10);
         // Fill the only bucket: the next new value splits it.
         let before: Vec<Interned<str>> = (0..8).map(|i| strings.intern(&format!("v{i}")).unwrap()).collect();
@@ -55,7 +51,7 @@ fn values_already_present_are_never_lost_while_a_bucket_splits() {
 
 #[test]
 fn a_look_up_racing_an_insert_sees_nothing_or_the_inserted_handle() {
-    loom::model(|| {
+    crate::model(Bounds::CI, || {
         let strings = interner(64 << 10);
         strings.intern("warm").unwrap();
         let writer = thread::spawn(move || strings.intern("fresh").unwrap());

@@ -11,7 +11,7 @@ use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use loom::thread;
 
-use crate::budget;
+use crate::{Bounds, budget};
 
 /// A value whose contents loom tracks: reading it before its construction happens-before the read is reported as a
 /// causality violation, so a model that reads it checks that publication orders the value's writes.
@@ -50,7 +50,7 @@ fn quiet_deliberate_panics() {
 
 #[test]
 fn three_threads_race_to_initialise_one_value_is_published_and_charged_once() {
-    loom::model(|| {
+    crate::model(Bounds::CI, || {
         let budget = budget("once-race", 64 << 10);
         let cell = Arc::new(LeakOnce::in_budget(budget));
         let runs = Arc::new(AtomicUsize::new(0));
@@ -81,7 +81,7 @@ fn three_threads_race_to_initialise_one_value_is_published_and_charged_once() {
 #[test]
 fn a_panicking_initialiser_leaves_the_cell_empty_and_a_retry_succeeds() {
     quiet_deliberate_panics();
-    loom::model(|| {
+    crate::model(Bounds::CI, || {
         let budget = budget("once-panic", 64 << 10);
         let cell = Arc::new(LeakOnce::in_budget(budget));
         let other = {
@@ -108,7 +108,7 @@ fn a_panicking_initialiser_leaves_the_cell_empty_and_a_retry_succeeds() {
 
 #[test]
 fn get_racing_initialisation_sees_nothing_or_the_complete_value() {
-    loom::model(|| {
+    crate::model(Bounds::CI, || {
         let budget = budget("once-get", 64 << 10);
         let cell = Arc::new(LeakOnce::in_budget(budget));
         let seen = |value: &'static Tracked| (core::ptr::from_ref(value).addr(), value.read());
@@ -129,7 +129,7 @@ fn get_racing_initialisation_sees_nothing_or_the_complete_value() {
 
 #[test]
 fn two_threads_race_on_a_call_site_and_read_its_recorded_type() {
-    loom::model(|| {
+    crate::model(Bounds::CI, || {
         let budget = budget("once-site", 64 << 10);
         let site = Arc::new(LeakOnceSite::new("model"));
         let other = {
