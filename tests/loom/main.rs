@@ -39,6 +39,11 @@ pub(crate) struct Bounds {
 impl Bounds {
     /// The CI bound, with room for long executions.
     pub(crate) const CI: Self = Self { preemptions: None, max_branches: 100_000 };
+
+    /// At most `preemptions` preemptions, whatever `LOOM_MAX_PREEMPTIONS` says.
+    pub(crate) const fn preemptions(preemptions: usize) -> Self {
+        Self { preemptions: Some(preemptions), max_branches: 100_000 }
+    }
 }
 
 /// Runs `f` under every interleaving loom explores within `bounds`, and prints how many executions that took (the
