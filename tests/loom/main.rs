@@ -25,6 +25,7 @@ use std::time::Instant;
 
 mod budget;
 mod cache;
+mod chunks;
 mod intern;
 mod once;
 mod table;
