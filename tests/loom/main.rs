@@ -27,6 +27,7 @@ mod budget;
 mod cache;
 mod chunks;
 mod intern;
+mod lanes;
 mod once;
 mod table;
 mod tree;
