@@ -28,6 +28,7 @@ mod cache;
 mod chunks;
 mod intern;
 mod lanes;
+mod levels;
 mod once;
 mod table;
 mod tree;
@@ -35,6 +36,15 @@ mod tree;
 /// A `'static` budget for one model execution (loom objects cannot live in a `static` across executions).
 pub(crate) fn budget(name: &'static str, limit: usize) -> &'static leak_budget::LeakBudget {
     Box::leak(Box::new(leak_budget::LeakBudget::named(name, limit)))
+}
+
+/// A `'static` child budget for one model execution.
+pub(crate) fn child(
+    parent: &'static leak_budget::LeakBudget,
+    name: &'static str,
+    limit: usize,
+) -> &'static leak_budget::LeakBudget {
+    Box::leak(Box::new(leak_budget::LeakBudget::child_of(parent, name, limit)))
 }
 
 /// How a model is run: loom's defaults (and environment), with the changes a model needs.
