@@ -30,6 +30,7 @@ mod intern;
 mod lanes;
 mod levels;
 mod once;
+mod records;
 mod table;
 mod tree;
 
