@@ -31,6 +31,7 @@ mod lanes;
 mod levels;
 mod once;
 mod records;
+mod report;
 mod table;
 mod tree;
 
