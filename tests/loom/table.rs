@@ -1,6 +1,6 @@
 //! Loom models of the table's growth, through `Interner<u64>` (and an interner of a type whose values all hash alike):
-//! a reader holding a directory across four doublings, a bucket split that does not double the directory, an
-//! overflow chain of equal hashes, and `len` against what a reader can find.
+//! a reader holding a directory across four doublings, a bucket split that does not double the directory, a snapshot
+//! taken during that split, an overflow chain of equal hashes, and `len` against what a reader can find.
 //!
 //! Under loom the table has one shard and 8-slot buckets, and the interner hashes with `foldhash`'s fixed state, so
 //! each model picks its values by their hashes' leading bits (the bits that select directory slots) to build the
@@ -14,6 +14,7 @@
 //! tag, the `len` model fails ("found 2 values, len() says 1").
 
 use core::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool as SeenFlag, Ordering::Relaxed as Seen};
 
 use foldhash::fast::SeedableRandomState;
 use leak_budget::{Interned, Interner};
@@ -152,6 +153,47 @@ fn a_bucket_split_that_does_not_double_the_directory_loses_no_value() {
         }
     });
 }
+
+#[test]
+fn a_snapshot_taken_while_a_bucket_splits_lists_each_value_once() {
+    // The shape of the model above: a depth-2 directory whose "1" half is one full bucket of local depth 1, split by
+    // a racing insert into two buckets of local depth 2. `snapshot` walks the directory under the shard lock, visiting
+    // each bucket from the first of the slots that share it: before the split, from slot 2 only; after, from slots 2
+    // and 3. Either way each value is listed once, and the new one only if its insert came first.
+    let mut pick = Picker::default();
+    let mut values = pick.take("00", 7);
+    values.extend(pick.take("01", 1));
+    values.extend(pick.take("00", 1));
+    values.extend(pick.take("10", 7));
+    values.extend(pick.take("11", 1));
+    let splitter = pick.one("10");
+    crate::model(Bounds::preemptions(8), move || {
+        let interner = interner::<u64>(64 << 10);
+        intern_all(interner, &values);
+        let before = allocations(interner);
+        let reader = thread::spawn(move || {
+            let mut listed: Vec<u64> = interner.snapshot().into_iter().map(|value| *value).collect();
+            listed.sort_unstable();
+            listed
+        });
+        interner.intern(&splitter).unwrap();
+        let listed = reader.join().unwrap();
+        assert_eq!(allocations(interner) - before, 1 + 1, "a split without doubling (see the model above)");
+        let mut expected = values.clone();
+        if listed.contains(&splitter) {
+            expected.push(splitter);
+            SEEN_SNAPSHOT_AFTER.store(true, Seen);
+        } else {
+            SEEN_SNAPSHOT_BEFORE.store(true, Seen);
+        }
+        expected.sort_unstable();
+        assert_eq!(listed, expected, "each value once, none missing");
+    });
+    assert!(SEEN_SNAPSHOT_BEFORE.load(Seen) && SEEN_SNAPSHOT_AFTER.load(Seen), "snapshots before and after the split");
+}
+
+static SEEN_SNAPSHOT_BEFORE: SeenFlag = SeenFlag::new(false);
+static SEEN_SNAPSHOT_AFTER: SeenFlag = SeenFlag::new(false);
 
 /// A value whose `Hash` writes nothing: every value hashes alike, so the table cannot split them apart and chains
 /// overflow buckets instead.
