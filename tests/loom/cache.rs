@@ -1,6 +1,7 @@
 //! Loom models of `StaticCache`: two threads missing the same key, a panicking initialiser and a retry, distinct keys
-//! not waiting for each other, and an insert racing with the budget running out. Under loom the cache has one
-//! pending stripe (every key shares one lock and condition variable) and the table one shard.
+//! not waiting for each other, an insert racing with the budget running out, and threads waiting for a key whose
+//! entry the budget refuses. Under loom the cache has one pending stripe (every key shares one lock and condition
+//! variable) and the table one shard.
 
 use core::alloc::Layout;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -12,18 +13,16 @@ use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use loom::thread;
 
-use crate::budget;
+use crate::{Bounds, budget};
 
 fn cache<V: 'static>(budget: &'static LeakBudget) -> &'static StaticCache<u32, V> {
     Box::leak(Box::new(StaticCache::in_budget(budget)))
 }
 
-/// A builder allowing the longer executions of the cache: creating its state, inserting, waiting and waking up are
-/// straight-line work, but more atomic operations than loom's default per-execution cap.
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 100_000;
-    builder.check(f);
+/// Creating the cache's state, inserting, waiting and waking up are straight-line work, but more atomic operations
+/// than loom's default per-execution cap: [`Bounds::CI`] allows them.
+fn model(f: impl Fn() + Sync + Send + 'static) -> usize {
+    crate::model(Bounds::CI, f)
 }
 
 const ON_PURPOSE: &str = "initialiser panicked (on purpose)";
@@ -206,4 +205,39 @@ fn an_insert_racing_with_the_budget_running_out_is_either_cached_or_handed_back(
         }
     });
     assert!(SEEN_STORED.load(Seen) && SEEN_DEGRADED.load(Seen), "both outcomes of the race are reachable");
+}
+
+static SEEN_WAITING_FOR_A_REFUSAL: SeenFlag = SeenFlag::new(false);
+
+#[test]
+fn threads_waiting_for_a_key_the_budget_refuses_are_woken_and_compute_their_own_values() {
+    // At a bound of 8 loom explores all 248 executions it distinguishes (as many as with no bound).
+    crate::model(Bounds::preemptions(8), || {
+        let budget = budget("refusing", 64 << 10);
+        let cache = cache::<u64>(budget);
+        // Set up the cache's state without caching anything (a failed initialiser caches nothing), then leave less
+        // room than any entry needs: the first thread to compute key 1 is refused, marks the cache full and wakes the
+        // other if it waits; that one must then compute its own value rather than wait again or find nothing.
+        assert_eq!(cache.get_or_try_insert_with(0, |_| Err(())), Err(()));
+        let overhead = pad(budget, 32 << 10);
+        pad(budget, (budget.remaining() - overhead - 64) & !15);
+        assert!(budget.remaining() < LeakBudget::max_charge_for(entry_layout()));
+        let frozen = budget.stats();
+
+        let other = thread::spawn(move || cache.get_or_insert_with(1, |_| 11));
+        let mine = cache.get_or_insert_with(1, |_| 12);
+        let theirs = other.join().unwrap();
+        assert_eq!((mine, theirs), (Cached::Owned(12), Cached::Owned(11)), "each computed its own value");
+        assert!(cache.is_full());
+        assert_eq!((cache.len(), cache.get(&1)), (0, None));
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.misses, stats.degraded), (0, 3, 2), "{stats:?}");
+        let after = budget.stats();
+        assert_eq!(after.rejections, frozen.rejections + 1, "the budget was asked once");
+        assert_eq!((after.reserved, after.used), (frozen.reserved, frozen.used), "the refusal charged nothing");
+        if stats.waits == 1 {
+            SEEN_WAITING_FOR_A_REFUSAL.store(true, Seen);
+        }
+    });
+    assert!(SEEN_WAITING_FOR_A_REFUSAL.load(Seen), "some execution has a thread wait for the refused computation");
 }

@@ -1,5 +1,6 @@
 //! Loom models of `LeakOnce` and the `leak_once!` call-site cell: racing initialisers, a panicking initialiser and
-//! its retry, `get` racing initialisation.
+//! its retry, `get` (and the budget's statistics) racing initialisation, and three threads racing on a call site, one
+//! of them refused by its budget.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
@@ -11,7 +12,7 @@ use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use loom::thread;
 
-use crate::budget;
+use crate::{Bounds, budget};
 
 /// A value whose contents loom tracks: reading it before its construction happens-before the read is reported as a
 /// causality violation, so a model that reads it checks that publication orders the value's writes.
@@ -50,7 +51,7 @@ fn quiet_deliberate_panics() {
 
 #[test]
 fn three_threads_race_to_initialise_one_value_is_published_and_charged_once() {
-    loom::model(|| {
+    crate::model(Bounds::CI, || {
         let budget = budget("once-race", 64 << 10);
         let cell = Arc::new(LeakOnce::in_budget(budget));
         let runs = Arc::new(AtomicUsize::new(0));
@@ -81,7 +82,8 @@ fn three_threads_race_to_initialise_one_value_is_published_and_charged_once() {
 #[test]
 fn a_panicking_initialiser_leaves_the_cell_empty_and_a_retry_succeeds() {
     quiet_deliberate_panics();
-    loom::model(|| {
+    // At a bound of 8 loom explores all 191 executions it distinguishes (38 at the CI bound of 2).
+    crate::model(Bounds::preemptions(8), || {
         let budget = budget("once-panic", 64 << 10);
         let cell = Arc::new(LeakOnce::in_budget(budget));
         let other = {
@@ -107,15 +109,31 @@ fn a_panicking_initialiser_leaves_the_cell_empty_and_a_retry_succeeds() {
 }
 
 #[test]
-fn get_racing_initialisation_sees_nothing_or_the_complete_value() {
-    loom::model(|| {
+fn get_racing_initialisation_sees_nothing_or_the_complete_value_counted_by_the_budget() {
+    crate::model(Bounds::CI, || {
         let budget = budget("once-get", 64 << 10);
+        budget.register().unwrap();
         let cell = Arc::new(LeakOnce::in_budget(budget));
         let seen = |value: &'static Tracked| (core::ptr::from_ref(value).addr(), value.read());
         let reader = {
             let cell = Arc::clone(&cell);
-            // A `get` that may run before, during or after the initialisation, then another once it is done.
-            thread::spawn(move || (cell.get().map(seen), cell.get().map(seen)))
+            // A `get` that may run before, during or after the initialisation (which takes a lane, charges a chunk
+            // and bumps in it before it publishes the value), the budget's statistics, then another `get`. A `get`
+            // that sees the value sees it whole, and statistics read after it count it: the lane list, the lane's
+            // seqlocked cursor and its allocation count were all written before the `Release` that published it.
+            // Read during the leak, each figure on its own is 0 or the value's (read one after another, they may come
+            // from different instants, as `LeakBudget::stats` documents).
+            thread::spawn(move || {
+                let first = cell.get().map(seen);
+                let stats = budget.stats();
+                assert!(stats.reserved <= stats.limit && stats.lanes <= 1, "{stats:?}");
+                assert!(stats.allocations <= 1 && (stats.used == 0 || stats.used == size_of::<Tracked>()), "{stats:?}");
+                if first.is_some() {
+                    assert_eq!((stats.allocations, stats.used), (1, size_of::<Tracked>()), "{stats:?}");
+                    assert!(stats.reserved > stats.used && stats.blocks == 1, "{stats:?}");
+                }
+                (first, cell.get().map(seen))
+            })
         };
         let value = seen(cell.get_or_init(|| Tracked::new(7)).unwrap());
         assert_eq!(value.1, 7);
@@ -128,19 +146,36 @@ fn get_racing_initialisation_sees_nothing_or_the_complete_value() {
 }
 
 #[test]
-fn two_threads_race_on_a_call_site_and_read_its_recorded_type() {
-    loom::model(|| {
+fn three_threads_race_on_a_call_site_one_is_refused_and_the_others_share_its_recorded_type() {
+    crate::model(Bounds::CI, || {
         let budget = budget("once-site", 64 << 10);
+        let empty = crate::budget("once-site-empty", 0);
         let site = Arc::new(LeakOnceSite::new("model"));
-        let other = {
+        let read = |value: &'static Tracked| (core::ptr::from_ref(value).addr(), value.read());
+        // Evaluates the site's expression into a budget with no room: refused with its own value unless another
+        // thread published first. Either way the site is left to the others, and they are woken if they waited.
+        let refused = {
             let site = Arc::clone(&site);
-            thread::spawn(move || {
-                let value: &'static Tracked = site.get_or_init(|| Ok(budget), || Tracked::new(1)).unwrap();
-                (core::ptr::from_ref(value).addr(), value.read())
+            thread::spawn(move || match site.get_or_init(|| Ok(empty), || Tracked::new(9)) {
+                Ok(value) => Ok(read(value)),
+                Err(rejected) => Err(rejected.into_inner().read()),
             })
         };
-        let mine: &'static Tracked = site.get_or_init(|| Ok(budget), || Tracked::new(0)).unwrap();
-        assert_eq!(other.join().unwrap(), (core::ptr::from_ref(mine).addr(), mine.read()));
+        let other = {
+            let site = Arc::clone(&site);
+            thread::spawn(move || read(site.get_or_init(|| Ok(budget), || Tracked::new(1)).unwrap()))
+        };
+        let mine = read(site.get_or_init(|| Ok(budget), || Tracked::new(0)).unwrap());
+        assert!(matches!(mine.1, 0 | 1), "{mine:?}");
+        assert_eq!(other.join().unwrap(), mine, "one value for the call site");
+        match refused.join().unwrap() {
+            Ok(value) => assert_eq!(value, mine, "published before the refused thread looked"),
+            Err(own) => {
+                assert_eq!(own, 9, "the refused value comes back");
+                assert_eq!(empty.stats().rejections, 1);
+            }
+        }
         assert_eq!(budget.stats().allocations, 1);
+        assert_eq!(empty.reserved(), 0);
     });
 }
