@@ -95,6 +95,33 @@ pub enum LeakError {
          with `get`, or use `get_or_init` to set it only when empty"
     )]
     AlreadySet,
+    /// The budget's parent chain leads back to itself: it is its own ancestor (`static A: LeakBudget =
+    /// LeakBudget::child_of(&A, ..)`, or a longer loop such as `A → B → A`), so it has no root to charge and can never
+    /// have a record. Every request that would charge it, or a budget whose chain runs into the loop, is refused; its
+    /// `const` accessors and figures keep answering (with zeros, and the refusals counted). `budget` is the first
+    /// budget of the requesting budget's chain that lies on the loop (the requesting budget itself if it does).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::{LeakBudget, LeakError};
+    ///
+    /// static LOOP: LeakBudget = LeakBudget::child_of(&LOOP, "loop", 1 << 20);
+    /// static UNDER: LeakBudget = LeakBudget::child_of(&LOOP, "under", 1 << 20);
+    ///
+    /// assert_eq!(LOOP.leak_str("x").unwrap_err(), LeakError::ParentCycle { budget: "loop" });
+    /// assert_eq!(UNDER.register().unwrap_err(), LeakError::ParentCycle { budget: "loop" });
+    /// assert_eq!((LOOP.limit(), LOOP.reserved(), LOOP.stats().rejections), (1 << 20, 0, 1));
+    /// assert!(LOOP.leak(1u8).unwrap_err().to_string().contains("leads back to itself"));
+    /// ```
+    #[error(
+        "leak budget `{budget}` is its own ancestor: its parent chain leads back to itself, so nothing can be charged \
+         to it or to a budget under it; build the tree from a root (a budget made with `new` or `named`)"
+    )]
+    ParentCycle {
+        /// Name of the budget on the loop: the requesting budget, or its nearest ancestor that is its own ancestor.
+        budget: &'static str,
+    },
 }
 
 /// A refused request that gives the caller's value back: nothing is dropped or lost.
