@@ -10,9 +10,9 @@ use crate::error::{LeakError, Rejected};
 use crate::lane::{self, Lane};
 use crate::stats::{Bytes, Stats};
 use crate::sync::{
-    AtomicBool, AtomicPtr, AtomicUsize, Backoff,
+    AtomicPtr, AtomicUsize, Backoff,
     Ordering::{Acquire, Relaxed, Release},
-    loom_const_fn,
+    loom_const_fn, thread_local_const,
 };
 use crate::{MAX_ALIGN, arena};
 
@@ -70,8 +70,13 @@ pub struct LeakBudget {
     /// Null until the first charge, then this budget's accounting record, never changed again. Written once, with
     /// `Release`, by the thread that wins `creating`.
     account: AtomicPtr<Account>,
-    /// Set while one thread creates the account; others wait for it.
-    creating: AtomicBool,
+    /// While one thread creates the account: that thread's [`thread_token`]; otherwise 0. Other threads wait for the
+    /// account; the creating thread itself, if it asks again (from a global allocator that leaks into this budget),
+    /// is refused with [`LeakError::Reentrant`] instead of waiting for itself.
+    ///
+    /// Invariant: non-zero only while the thread whose token it holds is inside `create_own_account` (a guard
+    /// clears it on return and on unwinding), so a live thread reads its own token here only if it is that thread.
+    creating: AtomicUsize,
     /// Requests refused before the budget could afford its own record (a limit below [`LeakBudget::RECORD_BYTES`]).
     early_rejections: AtomicUsize,
 }
@@ -137,7 +142,7 @@ impl LeakBudget {
                 parent,
                 prepaid,
                 account: AtomicPtr::new(ptr::null_mut()),
-                creating: AtomicBool::new(false),
+                creating: AtomicUsize::new(0),
                 early_rejections: AtomicUsize::new(0),
             }
         }
@@ -290,7 +295,8 @@ impl LeakBudget {
     /// [`LeakError::AllocFailed`] if the global allocator fails). The budget is unchanged but for its rejection count.
     ///
     /// Every method that charges can also refuse, in a [tree](Self::child_of), with [`LeakError::ParentCycle`] (the
-    /// budget's parent chain leads back to itself).
+    /// budget's parent chain leads back to itself) or [`LeakError::Reentrant`] (the calling thread is creating the
+    /// record of this budget or of an ancestor, and re-entered from a global allocator).
     ///
     /// # Examples
     ///
@@ -699,13 +705,14 @@ impl LeakBudget {
     /// Creates this budget's own account under `parent`, its parent's account (which exists; `None` for a root), or
     /// returns it if another thread did first.
     ///
-    /// One thread creates it; others wait briefly (one allocation).
+    /// One thread creates it; others wait briefly (one allocation). The creating thread itself, asking again while it
+    /// creates (its global allocator leaking into this budget), is refused with [`LeakError::Reentrant`].
     fn create_own_account(&self, parent: Option<&'static Account>) -> Result<&'static Account, LeakError> {
         /// Clears `creating` when dropped: after success, failure or unwinding, so waiters never wait forever.
-        struct Creating<'a>(&'a AtomicBool);
+        struct Creating<'a>(&'a AtomicUsize);
         impl Drop for Creating<'_> {
             fn drop(&mut self) {
-                self.0.store(false, Release);
+                self.0.store(0, Release);
             }
         }
 
@@ -713,17 +720,20 @@ impl LeakBudget {
             (Some(budget), Some(account)) => budget.existing_account().is_some_and(|own| ptr::eq(own, account)),
             (budget, account) => budget.is_none() && account.is_none(),
         });
+        let me = thread_token();
         let backoff = Backoff::new();
         loop {
             if let Some(account) = self.existing_account() {
                 return Ok(account);
             }
-            if self.creating.compare_exchange(false, true, Acquire, Relaxed).is_ok() {
-                break;
+            match self.creating.compare_exchange(0, me, Acquire, Relaxed) {
+                Ok(_) => break,
+                // This thread holds it (the `creating` invariant): waiting would wait for itself.
+                Err(holder) if holder == me => return Err(LeakError::Reentrant { budget: self.name }),
+                // Another thread is creating the account: one allocation, so wait briefly rather than allocate a
+                // second record (which would briefly hold more than the limit allows).
+                Err(_) => backoff.snooze(),
             }
-            // Another thread is creating the account: one allocation, so wait briefly rather than allocate a second
-            // record (which would briefly hold more than the limit allows).
-            backoff.snooze();
         }
         let _creating = Creating(&self.creating);
         // Re-check: the thread that created it may have finished between the load above and the CAS.
@@ -787,6 +797,19 @@ impl LeakBudget {
 
 /// Budgets without an account that one pass of `create_account` creates (see there).
 const CREATE_BATCH: usize = 32;
+
+thread_local_const! {
+    /// One byte per thread, whose address identifies the thread while it lives (see [`thread_token`]).
+    static THREAD_TOKEN: u8 = 0;
+}
+
+/// The calling thread's identity for `creating`: the address of its [`THREAD_TOKEN`], never 0, and distinct from
+/// every other live thread's. A thread-local rather than `std::thread::current()`, which may allocate (and so re-enter
+/// a custom global allocator) on a thread's first call; a `const` thread-local with no destructor is readable at any
+/// point of a thread's life, its thread-local destructors included.
+fn thread_token() -> usize {
+    THREAD_TOKEN.with(|token| ptr::from_ref(token).addr())
+}
 
 impl fmt::Debug for LeakBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -122,6 +122,22 @@ pub enum LeakError {
         /// Name of the budget on the loop: the requesting budget, or its nearest ancestor that is its own ancestor.
         budget: &'static str,
     },
+    /// The budget was asked for memory by the very thread that is creating its record: a custom global allocator
+    /// that leaks into a budget while serving that budget's first request, say. Waiting for the record would wait
+    /// for itself, so the request is refused instead (the outer request, and later ones, proceed as usual). Requests
+    /// from other threads wait for the record briefly, as always.
+    ///
+    /// Register such a budget (and its ancestors) at start-up, before the allocator can re-enter it:
+    /// [`register`](crate::LeakBudget::register) creates the records, after which re-entry is served like any request.
+    #[error(
+        "leak budget `{budget}` was asked for memory by the thread that is creating its record (a global allocator \
+         leaking into the budget it serves?); refused rather than waiting for itself: call `register()` on the \
+         budget at start-up"
+    )]
+    Reentrant {
+        /// Name of the budget whose record the calling thread is creating: the requesting budget or an ancestor.
+        budget: &'static str,
+    },
 }
 
 /// A refused request that gives the caller's value back: nothing is dropped or lost.

@@ -234,8 +234,12 @@ impl LeakBudget {
     /// [`LeakError::BudgetExceeded`] if the budget's limit is below `RECORD_BYTES`, or if an ancestor cannot afford
     /// the charge (it names the budget that refused); [`LeakError::AllocFailed`] if the global allocator fails;
     /// [`LeakError::ParentCycle`] if the budget's parent chain leads back to itself (it names the first budget of the
-    /// chain on the loop). Nothing is charged then (an ancestor's record created before the refusal stays). A refused
-    /// `register` is not counted as a rejected request.
+    /// chain on the loop); [`LeakError::Reentrant`] if called by the thread that is creating the record of this budget
+    /// or of an ancestor (from a global allocator, say). Nothing is charged then (an ancestor's record created before
+    /// the refusal stays). A refused `register` is not counted as a rejected request.
+    ///
+    /// Registering at start-up is also what makes a budget safe to leak into from a custom global allocator: with
+    /// every record created, no request has to create one while the allocator is serving another.
     ///
     /// # Examples
     ///
