@@ -84,6 +84,15 @@ pub(crate) struct Account {
     next_registered: process::AtomicPtr<Account>,
 }
 
+/// Levels of a charge (counted from the account charged, upwards) whose `peak` is raised only once every level
+/// accepted, from what the charge made their `reserved` reach: a charge that is rolled back never shows in their peak.
+///
+/// A charge keeps those figures in a fixed buffer on the stack (no allocation, whatever the depth of the tree). A
+/// level further up than that, in a tree deeper than any that occurs in practice, raises its peak as soon as it
+/// accepts: its peak then may include a charge a level above it refused (rolled back at once), as it includes one the
+/// allocator refused (`LeakError::AllocFailed`). Still a value its `reserved` held, never above its limit.
+pub(crate) const EXACT_PEAK_LEVELS: usize = 32;
+
 /// Head of the process-wide, append-only registry of accounts, newest first.
 static REGISTRY: process::AtomicPtr<Account> = process::AtomicPtr::new(ptr::null_mut());
 
@@ -141,26 +150,50 @@ impl Account {
     /// Levels are charged child first, so two children racing for their parent's last bytes only contend on the
     /// parent's counter, where exactly one CAS wins. A charge that is rolled back was briefly visible in the lower
     /// levels' `reserved`; a concurrent request on those levels may be refused during that window. `peak` is only
-    /// raised once every level accepted, so a rolled-back charge never shows in it.
+    /// raised once every level accepted, so a rolled-back charge never shows in it (in the first
+    /// [`EXACT_PEAK_LEVELS`] levels of the charge: see there).
     ///
     /// Once every level accepted, the bytes are counted as this account's own (`own_charged`), last.
+    ///
+    /// Iterative, in constant stack space, whatever the depth of the tree.
     pub(crate) fn charge(&'static self, bytes: usize) -> Result<(), LeakError> {
-        self.charge_levels(bytes)?;
-        self.own_charged.fetch_add(bytes, SeqCst);
-        Ok(())
-    }
-
-    /// Charges this level, then (recursively, one frame per level of the tree) the ones above it; undoes this level
-    /// if one above refuses.
-    fn charge_levels(&self, bytes: usize) -> Result<(), LeakError> {
-        let reached = self.try_add(bytes)?;
-        if let Some(up) = self.upward() {
-            if let Err(refused) = up.charge_levels(bytes) {
-                self.reserved.fetch_sub(bytes, SeqCst);
-                return Err(refused);
+        // What each level's `reserved` reached with this charge, for its `peak` once every level accepted.
+        let mut reached = [0_usize; EXACT_PEAK_LEVELS];
+        let mut charged = 0_usize;
+        let mut level = Some(self);
+        while let Some(account) = level {
+            match account.try_add(bytes) {
+                Ok(value) => {
+                    match reached.get_mut(charged) {
+                        Some(slot) => *slot = value,
+                        // Deeper than the buffer: raised now, so the peak never misses the charge (see
+                        // `EXACT_PEAK_LEVELS`).
+                        None => {
+                            account.peak.fetch_max(value, Relaxed);
+                        }
+                    }
+                    charged += 1;
+                    level = account.upward();
+                }
+                Err(refused) => {
+                    // Undo the levels below the one that refused: the first `charged` levels of the path.
+                    let mut undo = Some(self);
+                    for _ in 0..charged {
+                        let account = undo.expect("`charged` levels were charged on this path");
+                        account.reserved.fetch_sub(bytes, SeqCst);
+                        undo = account.upward();
+                    }
+                    return Err(refused);
+                }
             }
         }
-        self.peak.fetch_max(reached, Relaxed);
+        let mut level = Some(self);
+        for &value in &reached[..charged.min(EXACT_PEAK_LEVELS)] {
+            let account = level.expect("`charged` levels were charged on this path");
+            account.peak.fetch_max(value, Relaxed);
+            level = account.upward();
+        }
+        self.own_charged.fetch_add(bytes, SeqCst);
         Ok(())
     }
 

@@ -10,9 +10,9 @@ use crate::error::{LeakError, Rejected};
 use crate::lane::{self, Lane};
 use crate::stats::{Bytes, Stats};
 use crate::sync::{
-    AtomicBool, AtomicPtr, AtomicUsize, Backoff,
+    AtomicPtr, AtomicUsize, Backoff,
     Ordering::{Acquire, Relaxed, Release},
-    loom_const_fn,
+    loom_const_fn, thread_local_const,
 };
 use crate::{MAX_ALIGN, arena};
 
@@ -70,8 +70,13 @@ pub struct LeakBudget {
     /// Null until the first charge, then this budget's accounting record, never changed again. Written once, with
     /// `Release`, by the thread that wins `creating`.
     account: AtomicPtr<Account>,
-    /// Set while one thread creates the account; others wait for it.
-    creating: AtomicBool,
+    /// While one thread creates the account: that thread's [`thread_token`]; otherwise 0. Other threads wait for the
+    /// account; the creating thread itself, if it asks again (from a global allocator that leaks into this budget),
+    /// is refused with [`LeakError::Reentrant`] instead of waiting for itself.
+    ///
+    /// Invariant: non-zero only while the thread whose token it holds is inside `create_own_account` (a guard
+    /// clears it on return and on unwinding), so a live thread reads its own token here only if it is that thread.
+    creating: AtomicUsize,
     /// Requests refused before the budget could afford its own record (a limit below [`LeakBudget::RECORD_BYTES`]).
     early_rejections: AtomicUsize,
 }
@@ -137,7 +142,7 @@ impl LeakBudget {
                 parent,
                 prepaid,
                 account: AtomicPtr::new(ptr::null_mut()),
-                creating: AtomicBool::new(false),
+                creating: AtomicUsize::new(0),
                 early_rejections: AtomicUsize::new(0),
             }
         }
@@ -288,6 +293,10 @@ impl LeakBudget {
     ///
     /// [`Rejected`] holding `value` and the reason ([`LeakError::BudgetExceeded`] when it does not fit,
     /// [`LeakError::AllocFailed`] if the global allocator fails). The budget is unchanged but for its rejection count.
+    ///
+    /// Every method that charges can also refuse, in a [tree](Self::child_of), with [`LeakError::ParentCycle`] (the
+    /// budget's parent chain leads back to itself) or [`LeakError::Reentrant`] (the calling thread is creating the
+    /// record of this budget or of an ancestor, and re-entered from a global allocator).
     ///
     /// # Examples
     ///
@@ -601,57 +610,173 @@ impl LeakBudget {
         unsafe { self.account.load(Acquire).as_ref() }
     }
 
+    /// The next budget up the chain that still has to be walked: the parent, unless this budget has its account
+    /// (then so does every ancestor, and the accounts' own chain, which cannot loop, takes over).
+    fn unaccounted_parent(&self) -> Option<&'static LeakBudget> {
+        if self.existing_account().is_some() { None } else { self.parent }
+    }
+
+    /// Refuses with [`LeakError::ParentCycle`] if the parent chain, walked up to the first budget that has its account
+    /// (or past the root), runs into a loop.
+    ///
+    /// Brent's algorithm: constant memory, and a number of steps proportional to the length of the chain (the budgets
+    /// before the loop and on it), so it ends whatever the chain's shape. A budget on a loop can never have an
+    /// account (creating one needs this check to pass), and a budget with an account has an acyclic chain above it
+    /// (its ancestors' accounts were created before it), so stopping there is exact. Accounts only ever appear, so a
+    /// chain found acyclic stays so, and later walks of it end at the same place or earlier.
+    fn check_acyclic(&self) -> Result<(), LeakError> {
+        match self.cycle_entry() {
+            Some(on_cycle) => Err(LeakError::ParentCycle { budget: on_cycle.name }),
+            None => Ok(()),
+        }
+    }
+
+    /// The first budget of this one's chain (this one included) that is its own ancestor, if the chain loops.
+    fn cycle_entry(&self) -> Option<&LeakBudget> {
+        let step = |budget: &LeakBudget| budget.unaccounted_parent();
+        // Brent: the hare runs ahead; the tortoise teleports to it at every power of two; they meet once both are in
+        // the loop and the power exceeds its length, which is then `length`.
+        let (mut power, mut length) = (1_usize, 1_usize);
+        let mut tortoise: &LeakBudget = self;
+        let mut hare: &LeakBudget = step(self)?;
+        while !ptr::eq(tortoise, hare) {
+            if power == length {
+                tortoise = hare;
+                power = power.saturating_mul(2);
+                length = 0;
+            }
+            hare = step(hare)?;
+            length += 1;
+        }
+        // With the hare `length` steps ahead, both reach the loop's first budget at the same step.
+        let (mut tortoise, mut hare): (&LeakBudget, &LeakBudget) = (self, self);
+        for _ in 0..length {
+            hare = step(hare)?;
+        }
+        while !ptr::eq(tortoise, hare) {
+            tortoise = step(tortoise)?;
+            hare = step(hare)?;
+        }
+        Some(tortoise)
+    }
+
+    /// Creates the accounts this budget's first charge needs: its ancestors' that do not exist yet, top-down, then
+    /// its own.
+    ///
+    /// Iterative: each pass walks up from this budget to the first ancestor with an account (or past the root),
+    /// keeping the topmost [`CREATE_BATCH`] budgets without one, and creates those, top-down. A chain of `n` budgets
+    /// without accounts takes `n / CREATE_BATCH + 1` passes, in constant stack space, whatever its depth.
     #[cold]
     fn create_account(&self) -> Result<&'static Account, LeakError> {
+        if let Some(account) = self.existing_account() {
+            return Ok(account);
+        }
+        self.check_acyclic()?;
+        loop {
+            // Walk up, keeping the last `CREATE_BATCH` budgets without an account in a ring. The walk ends: the chain
+            // was found acyclic up to the first account, and accounts only appear.
+            let mut ring: [Option<&LeakBudget>; CREATE_BATCH] = [None; CREATE_BATCH];
+            let mut pending = 0_usize;
+            let mut above = None;
+            let mut level: Option<&LeakBudget> = Some(self);
+            while let Some(budget) = level {
+                if let Some(account) = budget.existing_account() {
+                    above = Some(account);
+                    break;
+                }
+                ring[pending % CREATE_BATCH] = Some(budget);
+                pending += 1;
+                level = budget.parent;
+            }
+            // Create the kept ones top-down: the topmost one's parent has its account (`above`), or it is a root;
+            // each next one's parent is the one just created.
+            let lowest = pending.saturating_sub(CREATE_BATCH);
+            for index in (lowest..pending).rev() {
+                let budget = ring[index % CREATE_BATCH].expect("kept by the walk above");
+                above = Some(budget.create_own_account(above)?);
+            }
+            if lowest == 0 {
+                // `pending == 0` only if another thread created this budget's account meanwhile: then `above` is it.
+                return Ok(above.expect("this budget's account: created above, or by another thread"));
+            }
+        }
+    }
+
+    /// Creates this budget's own account under `parent`, its parent's account (which exists; `None` for a root), or
+    /// returns it if another thread did first.
+    ///
+    /// One thread creates it; others wait briefly (one allocation). The creating thread itself, asking again while it
+    /// creates (its global allocator leaking into this budget), is refused with [`LeakError::Reentrant`].
+    fn create_own_account(&self, parent: Option<&'static Account>) -> Result<&'static Account, LeakError> {
         /// Clears `creating` when dropped: after success, failure or unwinding, so waiters never wait forever.
-        struct Creating<'a>(&'a AtomicBool);
+        struct Creating<'a>(&'a AtomicUsize);
         impl Drop for Creating<'_> {
             fn drop(&mut self) {
-                self.0.store(false, Release);
+                self.0.store(0, Release);
             }
         }
 
+        debug_assert!(match (self.parent, parent) {
+            (Some(budget), Some(account)) => budget.existing_account().is_some_and(|own| ptr::eq(own, account)),
+            (budget, account) => budget.is_none() && account.is_none(),
+        });
+        let me = thread_token();
         let backoff = Backoff::new();
         loop {
             if let Some(account) = self.existing_account() {
                 return Ok(account);
             }
-            if self.creating.compare_exchange(false, true, Acquire, Relaxed).is_err() {
+            match self.creating.compare_exchange(0, me, Acquire, Relaxed) {
+                Ok(_) => break,
+                // This thread holds it (the `creating` invariant): waiting would wait for itself.
+                Err(holder) if holder == me => return Err(LeakError::Reentrant { budget: self.name }),
                 // Another thread is creating the account: one allocation, so wait briefly rather than allocate a
                 // second record (which would briefly hold more than the limit allows).
-                backoff.snooze();
-                continue;
+                Err(_) => backoff.snooze(),
             }
-            let _creating = Creating(&self.creating);
-            // Re-check: the thread that created it may have finished between the load above and the CAS.
-            if let Some(account) = self.existing_account() {
-                return Ok(account);
-            }
-            let parent = self.parent.map(LeakBudget::account).transpose()?;
-            let account = arena::create_account(self.limit, self.name, parent, self.prepaid)?;
-            // Requests refused before the record existed move into it, so the report (which only sees records) counts
-            // them. `stats` adds both counters, so its total is unchanged.
-            account.add_rejections(self.early_rejections.swap(0, Relaxed));
-            self.account.store(ptr::from_ref(account).cast_mut(), Release);
+        }
+        let _creating = Creating(&self.creating);
+        // Re-check: the thread that created it may have finished between the load above and the CAS.
+        if let Some(account) = self.existing_account() {
             return Ok(account);
         }
+        let account = arena::create_account(self.limit, self.name, parent, self.prepaid)?;
+        // Requests refused before the record existed move into it, so the report (which only sees records) counts
+        // them. `stats` adds both counters, so its total is unchanged.
+        account.add_rejections(self.early_rejections.swap(0, Relaxed));
+        self.account.store(ptr::from_ref(account).cast_mut(), Release);
+        Ok(account)
     }
 
     /// Refuses, with the error a charge would give, if `bytes` more could not be charged right now (counting this
     /// budget's record if it has none yet, and going up the tree). A check made before a multi-step operation (an
     /// insert that may grow a table) so that a refusal changes nothing; the charges themselves still decide.
+    ///
+    /// Iterative, in constant stack space: each budget without an account needs `bytes` plus its record (or, for a
+    /// prepaid child, its whole limit) from its parent; the first account up the chain checks the rest.
     pub(crate) fn check_room(&self, bytes: usize) -> Result<(), LeakError> {
         if let Some(account) = self.existing_account() {
             return account.check_room(bytes);
         }
-        let needed = bytes.saturating_add(Self::RECORD_BYTES);
-        if needed > self.limit {
-            let (budget, limit) = (self.name, self.limit);
-            return Err(LeakError::BudgetExceeded { budget, requested: needed, remaining: limit, limit });
-        }
-        match self.parent {
-            Some(parent) => parent.check_room(if self.prepaid { self.limit } else { needed }),
-            None => Ok(()),
+        self.check_acyclic()?;
+        // The walk ends: the chain was found acyclic up to the first account, and accounts only appear.
+        let (mut level, mut bytes) = (self, bytes);
+        loop {
+            if let Some(account) = level.existing_account() {
+                return account.check_room(bytes);
+            }
+            let needed = bytes.saturating_add(Self::RECORD_BYTES);
+            if needed > level.limit {
+                let (budget, limit) = (level.name, level.limit);
+                return Err(LeakError::BudgetExceeded { budget, requested: needed, remaining: limit, limit });
+            }
+            match level.parent {
+                Some(parent) => {
+                    bytes = if level.prepaid { level.limit } else { needed };
+                    level = parent;
+                }
+                None => return Ok(()),
+            }
         }
     }
 
@@ -668,6 +793,22 @@ impl LeakBudget {
         }
         error
     }
+}
+
+/// Budgets without an account that one pass of `create_account` creates (see there).
+const CREATE_BATCH: usize = 32;
+
+thread_local_const! {
+    /// One byte per thread, whose address identifies the thread while it lives (see [`thread_token`]).
+    static THREAD_TOKEN: u8 = 0;
+}
+
+/// The calling thread's identity for `creating`: the address of its [`THREAD_TOKEN`], never 0, and distinct from
+/// every other live thread's. A thread-local rather than `std::thread::current()`, which may allocate (and so re-enter
+/// a custom global allocator) on a thread's first call; a `const` thread-local with no destructor is readable at any
+/// point of a thread's life, its thread-local destructors included.
+fn thread_token() -> usize {
+    THREAD_TOKEN.with(|token| ptr::from_ref(token).addr())
 }
 
 impl fmt::Debug for LeakBudget {

@@ -95,6 +95,49 @@ pub enum LeakError {
          with `get`, or use `get_or_init` to set it only when empty"
     )]
     AlreadySet,
+    /// The budget's parent chain leads back to itself: it is its own ancestor (`static A: LeakBudget =
+    /// LeakBudget::child_of(&A, ..)`, or a longer loop such as `A → B → A`), so it has no root to charge and can never
+    /// have a record. Every request that would charge it, or a budget whose chain runs into the loop, is refused; its
+    /// `const` accessors and figures keep answering (with zeros, and the refusals counted). `budget` is the first
+    /// budget of the requesting budget's chain that lies on the loop (the requesting budget itself if it does).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::{LeakBudget, LeakError};
+    ///
+    /// static LOOP: LeakBudget = LeakBudget::child_of(&LOOP, "loop", 1 << 20);
+    /// static UNDER: LeakBudget = LeakBudget::child_of(&LOOP, "under", 1 << 20);
+    ///
+    /// assert_eq!(LOOP.leak_str("x").unwrap_err(), LeakError::ParentCycle { budget: "loop" });
+    /// assert_eq!(UNDER.register().unwrap_err(), LeakError::ParentCycle { budget: "loop" });
+    /// assert_eq!((LOOP.limit(), LOOP.reserved(), LOOP.stats().rejections), (1 << 20, 0, 1));
+    /// assert!(LOOP.leak(1u8).unwrap_err().to_string().contains("leads back to itself"));
+    /// ```
+    #[error(
+        "leak budget `{budget}` is its own ancestor: its parent chain leads back to itself, so nothing can be charged \
+         to it or to a budget under it; build the tree from a root (a budget made with `new` or `named`)"
+    )]
+    ParentCycle {
+        /// Name of the budget on the loop: the requesting budget, or its nearest ancestor that is its own ancestor.
+        budget: &'static str,
+    },
+    /// The budget was asked for memory by the very thread that is creating its record: a custom global allocator
+    /// that leaks into a budget while serving that budget's first request, say. Waiting for the record would wait
+    /// for itself, so the request is refused instead (the outer request, and later ones, proceed as usual). Requests
+    /// from other threads wait for the record briefly, as always.
+    ///
+    /// Register such a budget (and its ancestors) at start-up, before the allocator can re-enter it:
+    /// [`register`](crate::LeakBudget::register) creates the records, after which re-entry is served like any request.
+    #[error(
+        "leak budget `{budget}` was asked for memory by the thread that is creating its record (a global allocator \
+         leaking into the budget it serves?); refused rather than waiting for itself: call `register()` on the \
+         budget at start-up"
+    )]
+    Reentrant {
+        /// Name of the budget whose record the calling thread is creating: the requesting budget or an ancestor.
+        budget: &'static str,
+    },
 }
 
 /// A refused request that gives the caller's value back: nothing is dropped or lost.

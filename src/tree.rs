@@ -11,6 +11,11 @@
 //! limit), and the child simply cannot grow past whatever its ancestors can still afford. A *prepaid* child instead
 //! takes its whole limit from its parent once, when its record is created, and from then on charges only itself: it
 //! can always use its full limit, and nothing it does can fail for its parent's sake.
+//!
+//! A tree is walked without recursion: checking room, creating the records of a budget's ancestors, charging and
+//! refunding every level are loops in constant stack space, so a tree's depth is bounded only by memory. `const`
+//! constructors can tie a knot (`static A: LeakBudget = LeakBudget::child_of(&A, ..)`): such a parent chain is found
+//! on first use, with a walk that ends whatever the chain's shape, and refused with [`LeakError::ParentCycle`].
 
 use core::alloc::Layout;
 
@@ -26,6 +31,13 @@ impl LeakBudget {
         /// child *or* any ancestor, and then changes none of them. `limit` is a ceiling, not a reservation: it may be
         /// larger than what `parent` has left (or than `parent`'s limit); the child then stops where its ancestors do.
         /// Use [`prepaid_child_of`](Self::prepaid_child_of) to set the bytes aside instead.
+        ///
+        /// A `static` may name itself, or a later `static`, as its parent, so a parent chain can lead back to itself
+        /// (`static A: LeakBudget = LeakBudget::child_of(&A, ..)`, or `A → B → A`). Such a budget has no root to charge:
+        /// its first request that needs memory finds the loop, and every request that charges or registers it (or a
+        /// budget under it) is refused with [`LeakError::ParentCycle`]; nothing hangs. Its `const` accessors keep
+        /// answering, and its figures are zeros (with the refusals counted). The depth of a tree is not limited: every
+        /// walk up it is a loop, not a recursion.
         ///
         /// # Examples
         ///
@@ -47,6 +59,19 @@ impl LeakBudget {
         /// assert!(matches!(err, LeakError::BudgetExceeded { budget: "app", .. }));
         /// # Ok::<(), LeakError>(())
         /// ```
+        ///
+        /// A budget that is its own ancestor is refused, never spun on:
+        ///
+        /// ```
+        /// use leak_budget::{LeakBudget, LeakError};
+        ///
+        /// static PING: LeakBudget = LeakBudget::child_of(&PONG, "ping", 1 << 20);
+        /// static PONG: LeakBudget = LeakBudget::child_of(&PING, "pong", 1 << 20);
+        ///
+        /// assert_eq!(PING.leak_str("x").unwrap_err(), LeakError::ParentCycle { budget: "ping" });
+        /// assert_eq!(PONG.register().unwrap_err(), LeakError::ParentCycle { budget: "pong" });
+        /// assert_eq!((PING.name(), PING.reserved(), PONG.parent().map(LeakBudget::name)), ("ping", 0, Some("ping")));
+        /// ```
         #[must_use]
         pub fn child_of(parent: &'static LeakBudget, name: &'static str, limit: usize) -> Self {
             Self::build(limit, name, Some(parent), false)
@@ -61,6 +86,9 @@ impl LeakBudget {
         ///
         /// Call [`register`](Self::register) early (in `main`, say) to take the bytes then, so that a parent too small
         /// for the child fails at start-up rather than at the child's first request.
+        ///
+        /// As with [`child_of`](Self::child_of), a parent chain that leads back to the child is refused with
+        /// [`LeakError::ParentCycle`] on first use (nothing is charged to any budget of the loop).
         ///
         /// # Examples
         ///
@@ -204,8 +232,14 @@ impl LeakBudget {
     /// # Errors
     ///
     /// [`LeakError::BudgetExceeded`] if the budget's limit is below `RECORD_BYTES`, or if an ancestor cannot afford
-    /// the charge (it names the budget that refused); [`LeakError::AllocFailed`] if the global allocator fails. Nothing
-    /// is charged then. A refused `register` is not counted as a rejected request.
+    /// the charge (it names the budget that refused); [`LeakError::AllocFailed`] if the global allocator fails;
+    /// [`LeakError::ParentCycle`] if the budget's parent chain leads back to itself (it names the first budget of the
+    /// chain on the loop); [`LeakError::Reentrant`] if called by the thread that is creating the record of this budget
+    /// or of an ancestor (from a global allocator, say). Nothing is charged then (an ancestor's record created before
+    /// the refusal stays). A refused `register` is not counted as a rejected request.
+    ///
+    /// Registering at start-up is also what makes a budget safe to leak into from a custom global allocator: with
+    /// every record created, no request has to create one while the allocator is serving another.
     ///
     /// # Examples
     ///

@@ -4,6 +4,8 @@
 //!   one child's request fails (the one whose charge reached the parent second), the failed request leaves its child
 //!   as it was, every level stays within its limit, and the totals add up.
 //! - A report taken while two children race: whatever the interleaving, its figures add up and stay within limits.
+//! - First requests on a child and on its parent at once: the child's creates the parent's record (top-down) while
+//!   the other thread may be creating it too; each record is created once, and every charge lands once.
 
 use core::alloc::Layout;
 
@@ -118,6 +120,32 @@ fn a_report_taken_during_the_race_adds_up() {
         assert!(served <= 1);
         let report = parent.report();
         assert_adds_up(&report);
+        assert_eq!(report.entries()[0].total.reserved, parent.reserved());
+    });
+}
+
+#[test]
+fn first_requests_on_a_child_and_its_parent_create_each_record_once() {
+    loom::model(|| {
+        // What a thread's first leak of a `u64` charges besides the record: its lane and a first chunk.
+        let scratch = budget("scratch", 64 << 10);
+        scratch.leak(0u64).unwrap();
+        let first = scratch.reserved() - LeakBudget::RECORD_BYTES;
+        let record = LeakBudget::RECORD_BYTES;
+
+        let parent = budget("parent", 64 << 10);
+        let kid = child(parent, "child", 64 << 10);
+        let workers: Vec<_> =
+            [kid, parent].into_iter().map(|budget| thread::spawn(move || *budget.leak(7u64).unwrap())).collect();
+        for worker in workers {
+            assert_eq!(worker.join().unwrap(), 7);
+        }
+        // One record each (a second parent record would have been charged too), and each thread's lane and chunk.
+        assert_eq!(kid.reserved(), record + first);
+        assert_eq!(parent.reserved(), 2 * record + 2 * first);
+        let report = parent.report();
+        assert_adds_up(&report);
+        assert_eq!(report.len(), 2);
         assert_eq!(report.entries()[0].total.reserved, parent.reserved());
     });
 }
