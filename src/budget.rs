@@ -5,13 +5,13 @@ use core::fmt;
 use core::mem::{MaybeUninit, size_of};
 use core::ptr::{self, NonNull};
 
-use crate::account::{Account, saturating_increment};
+use crate::account::Account;
 use crate::error::{LeakError, Rejected};
 use crate::lane::{self, Lane};
 use crate::stats::{Bytes, Stats};
 use crate::sync::{
     AtomicPtr, AtomicUsize, Backoff,
-    Ordering::{Acquire, Relaxed, Release},
+    Ordering::{Acquire, Relaxed, Release, SeqCst},
     loom_const_fn, thread_local_const,
 };
 use crate::{MAX_ALIGN, arena};
@@ -68,7 +68,7 @@ pub struct LeakBudget {
     /// Charge the whole `limit` to `parent` up front, on first use. Immutable.
     pub(crate) prepaid: bool,
     /// Null until the first charge, then this budget's accounting record, never changed again. Written once, with
-    /// `Release`, by the thread that wins `creating`.
+    /// `SeqCst` (which includes `Release`), by the thread that wins `creating`.
     account: AtomicPtr<Account>,
     /// While one thread creates the account: that thread's [`thread_token`]; otherwise 0. Other threads wait for the
     /// account; the creating thread itself, if it asks again (from a global allocator that leaks into this budget),
@@ -77,7 +77,12 @@ pub struct LeakBudget {
     /// Invariant: non-zero only while the thread whose token it holds is inside `create_own_account` (a guard
     /// clears it on return and on unwinding), so a live thread reads its own token here only if it is that thread.
     creating: AtomicUsize,
-    /// Requests refused before the budget could afford its own record (a limit below [`LeakBudget::RECORD_BYTES`]).
+    /// Requests refused before the budget had its own record, not yet moved into it.
+    ///
+    /// Invariant: every count added here reaches the record once it exists. The creator moves the counts in after it
+    /// publishes the record, and a refuser that counts here looks for the record afterwards and moves them in if it
+    /// is there; the increment, the record's publication, the refuser's look and the creator's move are `SeqCst`, so
+    /// whichever of the two comes last in their single total order sees the other's write (see [`Self::refuse`]).
     early_rejections: AtomicUsize,
 }
 
@@ -741,10 +746,11 @@ impl LeakBudget {
             return Ok(account);
         }
         let account = arena::create_account(self.limit, self.name, parent, self.prepaid)?;
+        // `SeqCst`: ordered with the refusers' increments and looks (the `early_rejections` invariant).
+        self.account.store(ptr::from_ref(account).cast_mut(), SeqCst);
         // Requests refused before the record existed move into it, so the report (which only sees records) counts
-        // them. `stats` adds both counters, so its total is unchanged.
-        account.add_rejections(self.early_rejections.swap(0, Relaxed));
-        self.account.store(ptr::from_ref(account).cast_mut(), Release);
+        // them; after publishing, so that a refusal counted while this ran is either moved here or by its refuser.
+        self.move_early_rejections(account);
         Ok(account)
     }
 
@@ -787,11 +793,24 @@ impl LeakBudget {
 
     /// Counts a refused request on this budget, and returns its error.
     pub(crate) fn refuse(&self, error: LeakError) -> LeakError {
-        match self.existing_account() {
-            Some(account) => account.note_rejection(),
-            None => saturating_increment(&self.early_rejections),
+        if let Some(account) = self.existing_account() {
+            account.note_rejection();
+            return error;
+        }
+        // No record yet: count it here, then look again. If the record was published meanwhile, its creator may have
+        // moved the early counts before this one was added, so move them now (the `early_rejections` invariant).
+        let _ = self.early_rejections.fetch_update(SeqCst, SeqCst, |n| n.checked_add(1));
+        // SAFETY: as in `existing_account`: null or a published account, never freed.
+        if let Some(account) = unsafe { self.account.load(SeqCst).as_ref() } {
+            self.move_early_rejections(account);
         }
         error
+    }
+
+    /// Moves the requests counted in `early_rejections` into `account`, this budget's record. Each count is moved
+    /// once (a swap), by whichever thread takes it.
+    fn move_early_rejections(&self, account: &Account) {
+        account.add_rejections(self.early_rejections.swap(0, SeqCst));
     }
 }
 

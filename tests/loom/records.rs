@@ -43,8 +43,6 @@ fn records_created_concurrently_down_a_tree_are_created_once_each() {
 }
 
 #[test]
-#[ignore = "fails: a refusal counted in `early_rejections` just after a new record took them over stays there, and \
-            reports of the budget's ancestors (and `leak_budget::report()`) never count it"]
 fn requests_refused_while_the_record_is_created_are_counted_once_everywhere() {
     // A child whose limit fits its record, a lane and a small value, not a 600-byte one. One thread's 600-byte request
     // is refused before the child has a record (so it is counted in `early_rejections`), while another thread's small
