@@ -235,8 +235,11 @@ impl LeakBudget {
     /// the charge (it names the budget that refused); [`LeakError::AllocFailed`] if the global allocator fails;
     /// [`LeakError::ParentCycle`] if the budget's parent chain leads back to itself (it names the first budget of the
     /// chain on the loop); [`LeakError::Reentrant`] if called by the thread that is creating the record of this budget
-    /// or of an ancestor (from a global allocator, say). Nothing is charged then (an ancestor's record created before
-    /// the refusal stays). A refused `register` is not counted as a rejected request.
+    /// or of an ancestor (from a global allocator, say). Nothing is created or charged then: the room the records
+    /// need up the tree is checked before any is created (as a first request does), so a refusal leaves the
+    /// ancestors as they were, but for a race with other threads taking the room in between, where an ancestor's
+    /// record created before the refusal stays (it is one its first request would create). A refused `register` is
+    /// not counted as a rejected request.
     ///
     /// Registering at start-up is also what makes a budget safe to leak into from a custom global allocator: with
     /// every record created, no request has to create one while the allocator is serving another.
@@ -257,9 +260,20 @@ impl LeakBudget {
     /// let err = TOO_BIG.register().unwrap_err();
     /// assert!(matches!(err, LeakError::BudgetExceeded { budget: "app", .. }));
     /// assert_eq!(TOO_BIG.reserved(), 0);
+    ///
+    /// // Refused before its parent's record is created: nothing changes up the tree either.
+    /// static FRESH: LeakBudget = LeakBudget::named("fresh", 4 << 10);
+    /// static PREPAID: LeakBudget = LeakBudget::prepaid_child_of(&FRESH, "prepaid", 8 << 10);
+    /// assert!(PREPAID.register().is_err());
+    /// assert_eq!(FRESH.reserved(), 0);
     /// # Ok::<(), LeakError>(())
     /// ```
     pub fn register(&self) -> Result<(), LeakError> {
+        if self.existing_account().is_none() {
+            // Up front, as a first request does, so that a parent that cannot afford this record (or a prepaid
+            // child's limit) is refused before the missing ancestors' records are created.
+            self.check_room(0)?;
+        }
         self.account().map(|_| ())
     }
 }
