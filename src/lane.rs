@@ -40,6 +40,11 @@ use crate::sync::{
 const FIRST_CHUNK: usize = 4 << 10;
 /// Chunks double per lane up to this size.
 const MAX_CHUNK: usize = 1 << 20;
+/// Nor is a chunk larger than `1/LIMIT_SHARE` of its budget's limit (see [`chunk_cap`]).
+const LIMIT_SHARE: usize = 32;
+/// Below this size the limit does not cap a chunk: tiny chunks would spend a large share of themselves on their
+/// header and on what they abandon.
+const MIN_CAP: usize = 1 << 10;
 /// A request needing more than `1/LARGE_FRACTION` of the lane's next chunk size gets a dedicated block, so the bytes
 /// a lane abandons at the end of a chunk are at most that fraction of the chunk.
 const LARGE_FRACTION: usize = 8;
@@ -165,7 +170,7 @@ impl Lane {
             arena::chunk_bytes_for(layout).ok_or(LeakError::SizeOverflow { elem_size: layout.size(), len: 1 })?;
         // SAFETY: the caller holds the lane. Copied out: the allocator is called below, and no borrow of the lane's
         // state is kept across a call that could (through a custom global allocator) re-enter this crate.
-        let next_chunk = self.private.with(|private| unsafe { (*private).next_chunk });
+        let next_chunk = self.private.with(|private| unsafe { (*private).next_chunk }).min(chunk_cap(account));
         if need > next_chunk / LARGE_FRACTION {
             return arena::alloc_dedicated(account, layout);
         }
@@ -195,6 +200,18 @@ impl Lane {
         self.private.with_mut(|private| unsafe { *private = Private { floor, next_chunk } });
         self.switches.store(switches + 2, Release);
     }
+}
+
+/// The largest chunk a lane of `account` takes: at most `1/LIMIT_SHARE` of the budget's limit (but not below
+/// `MIN_CAP`), a multiple of `CHUNK_ALIGN`.
+///
+/// A lane's chunk is charged in full when it is taken, and what the lane has not bumped yet serves no other lane. If
+/// its thread then pauses (descheduled, blocked, busy elsewhere) while others use up the budget, that remainder is what
+/// the budget cannot hand out at their first refusal. `take_chunk` keeps each chunk to 1/8 of the room left, which
+/// alone lets a chunk taken early be 1/8 of the whole limit: two threads at 256 KiB were seen refused with 25 KiB idle
+/// in the other lane (89.6% handed out). Capped by the limit as well, one idle lane holds at most 1/32 of it.
+fn chunk_cap(account: &Account) -> usize {
+    (account.limit / LIMIT_SHARE).max(MIN_CAP) & !(arena::CHUNK_ALIGN - 1)
 }
 
 /// An account and the lane this thread holds for it.
