@@ -11,7 +11,7 @@ use crate::lane::{self, Lane};
 use crate::stats::{Bytes, Stats};
 use crate::sync::{
     AtomicPtr, AtomicUsize, Backoff,
-    Ordering::{Acquire, Relaxed, Release, SeqCst},
+    Ordering::{Acquire, Relaxed, SeqCst},
     loom_const_fn, thread_local_const,
 };
 use crate::{MAX_ALIGN, arena};
@@ -194,7 +194,21 @@ impl LeakBudget {
     /// ```
     #[must_use]
     pub fn reserved(&self) -> usize {
-        self.existing_account().map_or(0, Account::reserved)
+        let in_creation = self.record_in_creation();
+        self.existing_account().map_or(in_creation, Account::reserved)
+    }
+
+    /// What a budget without a record has reserved: its record's bytes while a thread creates the record (from before
+    /// the record is allocated until it is published), otherwise nothing. So `reserved` counts every byte taken from
+    /// the allocator on the budget's behalf at every instant, the record's own bytes too.
+    ///
+    /// Read before the record pointer: `creating` is set (`SeqCst`) before the record is allocated and cleared after
+    /// it is published (`SeqCst`), so a reader that sees `creating` clear and then no record read at an instant when
+    /// no record was allocated.
+    /// A record larger than the limit is refused before it is allocated, so it is never counted here (`reserved`
+    /// never exceeds `limit`).
+    fn record_in_creation(&self) -> usize {
+        if self.creating.load(SeqCst) == 0 || Self::RECORD_BYTES > self.limit { 0 } else { Self::RECORD_BYTES }
     }
 
     /// Bytes handed out to callers, alignment padding included. At most [`reserved`](Self::reserved) (the rest is
@@ -255,16 +269,17 @@ impl LeakBudget {
     #[must_use]
     pub fn stats(&self) -> Stats {
         let early = self.early_rejections.load(Relaxed);
+        let in_creation = self.record_in_creation();
         let mut stats = match self.existing_account() {
             Some(account) => account.stats(),
             None => Stats {
                 name: self.name,
                 limit: self.limit,
-                reserved: 0,
+                reserved: in_creation,
                 used: 0,
                 allocations: 0,
                 rejections: 0,
-                peak_reserved: 0,
+                peak_reserved: in_creation,
                 blocks: 0,
                 lanes: 0,
             },
@@ -717,7 +732,8 @@ impl LeakBudget {
         struct Creating<'a>(&'a AtomicUsize);
         impl Drop for Creating<'_> {
             fn drop(&mut self) {
-                self.0.store(0, Release);
+                // `SeqCst`: after the record's publication, for `record_in_creation`.
+                self.0.store(0, SeqCst);
             }
         }
 
@@ -731,7 +747,8 @@ impl LeakBudget {
             if let Some(account) = self.existing_account() {
                 return Ok(account);
             }
-            match self.creating.compare_exchange(0, me, Acquire, Relaxed) {
+            // `SeqCst`: set before the record is allocated, for `record_in_creation`.
+            match self.creating.compare_exchange(0, me, SeqCst, Relaxed) {
                 Ok(_) => break,
                 // This thread holds it (the `creating` invariant): waiting would wait for itself.
                 Err(holder) if holder == me => return Err(LeakError::Reentrant { budget: self.name }),

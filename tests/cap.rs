@@ -30,7 +30,7 @@ use std::mem::{MaybeUninit, size_of};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::process::ExitCode;
 use std::ptr;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Barrier, Mutex, Once, PoisonError};
 use std::thread;
 use std::time::Duration;
@@ -69,6 +69,11 @@ static OVER_LIMIT: AtomicUsize = AtomicUsize::new(0);
 static TABLE_FULL: AtomicUsize = AtomicUsize::new(0);
 /// Counted blocks released again (the library frees nothing it charged: only transient buffers would show here).
 static FREED: AtomicUsize = AtomicUsize::new(0);
+/// The budget under test, if the case watches it ([`watch`]): at every counted allocation, the bytes held must be at
+/// most its `reserved()`, which counts every byte before it is allocated. Null between cases.
+static WATCHED: AtomicPtr<LeakBudget> = AtomicPtr::new(core::ptr::null_mut());
+/// Counted allocations after which `HELD` exceeded the watched budget's `reserved()`.
+static ABOVE_RESERVED: AtomicUsize = AtomicUsize::new(0);
 
 /// Levels (budgets of one tree) a case may use. Level 0 is the case's budget, or the root of its tree.
 const LEVELS: usize = 8;
@@ -128,6 +133,13 @@ fn record(addr: usize, size: usize, level: usize) {
     MAX_HELD.fetch_max(held, SeqCst);
     if held > LIMIT.load(SeqCst) {
         OVER_LIMIT.fetch_add(1, SeqCst);
+    }
+    // SAFETY: `WATCHED` is null or the budget of the running case, which outlives the case (`watch`'s contract); its
+    // `reserved()` reads atomics only and never allocates.
+    if let Some(budget) = unsafe { WATCHED.load(SeqCst).as_ref() } {
+        if held > budget.reserved() {
+            ABOVE_RESERVED.fetch_add(1, SeqCst);
+        }
     }
     count_in_levels(level, size, true);
     let start = slot_of(addr);
@@ -241,8 +253,17 @@ fn thread_calls() -> usize {
     THREAD_CALLS.with(Cell::get)
 }
 
+/// Checks, at every counted allocation of the case, that the bytes held are at most `budget.reserved()` (the budget's
+/// own record included, while it is being created). The case must end (`start_case` of the next one) before `budget`
+/// is dropped: cases run one after another, and each keeps its budget to its end.
+fn watch(budget: &LeakBudget) {
+    WATCHED.store(core::ptr::from_ref(budget).cast_mut(), SeqCst);
+}
+
 /// Starts a case: the budget under test has `limit`; nothing is counted yet. Call with no other thread allocating.
 fn start_case(limit: usize) {
+    WATCHED.store(core::ptr::null_mut(), SeqCst);
+    ABOVE_RESERVED.store(0, SeqCst);
     LIMIT.store(limit, SeqCst);
     for (addr, size) in ADDRS.iter().zip(&SIZES) {
         addr.store(EMPTY, SeqCst);
@@ -292,6 +313,12 @@ fn assert_cap_held(budget: &LeakBudget) -> String {
         stats.limit
     );
     assert!(max_held <= stats.limit, "held {max_held} > limit {}", stats.limit);
+    assert_eq!(
+        ABOVE_RESERVED.load(SeqCst),
+        0,
+        "an allocation held bytes for the budget that its reserved() did not count yet"
+    );
+    WATCHED.store(core::ptr::null_mut(), SeqCst);
     assert_eq!(
         held, stats.reserved,
         "bytes held from the allocator must be exactly the budget's reserved figure\n{stats}"
@@ -522,6 +549,7 @@ fn one_thread_until_full() -> String {
     let limit = scaled(4 << 20, 48 << 10);
     start_case(limit);
     let budget = LeakBudget::named("cap", limit);
+    watch(&budget);
     let run = leak_until_full(&budget, 1, true);
     let calls = CALLS.load(SeqCst);
     repeat_refused(&budget, &run.refused, scaled(100, 3));
@@ -536,6 +564,7 @@ fn threads_until_full() -> String {
     let limit = scaled(8 << 20, 64 << 10);
     start_case(limit);
     let budget = LeakBudget::named("cap", limit);
+    watch(&budget);
     let barrier = Barrier::new(threads + 1);
     let (runs, calls_after_full, calls_after_repeats) = thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
