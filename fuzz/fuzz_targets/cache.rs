@@ -19,10 +19,15 @@
 //! limit is zero, tiny, below 24 KiB, plenty, or near a value `reserved` reached with plenty, so that caches fill.
 //!
 //! ```text
-//! cargo +nightly fuzz run cache -- -fork=1 -max_total_time=660 -rss_limit_mb=4096 -timeout=60
+//! cargo +nightly fuzz run cache -- -fork=1 -max_total_time=660 -rss_limit_mb=4096 -timeout=60 -detect_leaks=0
+//! cargo +nightly fuzz run cache -- -fork=1 -max_total_time=150 -rss_limit_mb=4096 -timeout=60
 //! ```
 //!
-//! Everything cached stays leaked; as for `budget`, runs need `-fork` to keep each process's memory bounded.
+//! Everything cached stays leaked; as for `budget`, runs need `-fork` to keep each process's memory bounded. `-fork`
+//! starts a process per job, and libFuzzer runs LeakSanitizer after every input that allocates more than it frees
+//! (every input here) up to 1,000 times per process, so with leak detection on a run does little but scan for leaks (a
+//! few dozen executions a second instead of a thousand or more). Hence the long run without it, and a shorter one with
+//! it.
 
 #![no_main]
 

@@ -1,5 +1,6 @@
 //! Drives one `Interner<T>` on a small budget of its own, for one of four types chosen by the input, with `intern`,
-//! `intern_owned`, `get`, `len` and `snapshot`, checking every step against a `HashMap` model (`fuzz/common/intern.rs`):
+//! `intern_owned`, `get`, `len` and `snapshot`, checking every step against a `HashMap` model
+//! (`fuzz/common/intern.rs`):
 //! - `Weird` (`fuzz/common/mod.rs`): a struct whose `Eq` ignores a field and the case of another, whose `Hash` covers
 //!   all, part or none of what `Eq` compares (so values collide by the dozen, and whole buckets share one hash), whose
 //!   `Clone` changes the field `Eq` ignores (so the model sees which value the interner kept: the first one, cloned by
@@ -16,10 +17,15 @@
 //! The limit is zero, tiny, below 16 KiB, plenty, or near a value `reserved` reached with plenty.
 //!
 //! ```text
-//! cargo +nightly fuzz run intern_generic -- -fork=1 -max_total_time=660 -rss_limit_mb=4096 -timeout=60
+//! cargo +nightly fuzz run intern_generic -- -fork=1 -max_total_time=660 -rss_limit_mb=4096 -timeout=60 -detect_leaks=0
+//! cargo +nightly fuzz run intern_generic -- -fork=1 -max_total_time=150 -rss_limit_mb=4096 -timeout=60
 //! ```
 //!
-//! Everything interned stays leaked; as for `budget`, runs need `-fork` to keep each process's memory bounded.
+//! Everything interned stays leaked; as for `budget`, runs need `-fork` to keep each process's memory bounded. `-fork`
+//! starts a process per job, and libFuzzer runs LeakSanitizer after every input that allocates more than it frees
+//! (every input here) up to 1,000 times per process, so with leak detection on a run does little but scan for leaks (a
+//! few dozen executions a second instead of a thousand or more). Hence the long run without it, and a shorter one with
+//! it.
 
 #![no_main]
 
