@@ -346,18 +346,11 @@ impl Model {
     }
 
     /// After a refused registration (by `register`, or the one `prepaid_child` makes): nothing changed and no
-    /// rejection was counted, except that `top` and its ancestors, if any of them had no record, may have one now
-    /// (made before the refusal, and kept: see `fuzz/artifacts-notes/README.md`).
-    fn check_refused_registration(&self, top: Option<usize>, before: &[Stats], after: &[Stats]) {
-        let ancestors = top.map_or_else(Vec::new, |top| self.chain(top));
-        let all_recorded = ancestors.iter().all(|&at| before[at].reserved > 0);
-        for (at, (b, a)) in before.iter().zip(after).enumerate() {
-            if !all_recorded && ancestors.contains(&at) {
-                assert_eq!((a.used, a.allocations, a.rejections), (b.used, b.allocations, b.rejections));
-                assert!(a.reserved >= b.reserved);
-            } else {
-                assert_eq!(a, b, "a refused registration changes nothing and counts no rejection");
-            }
+    /// rejection was counted, up the tree too (`register` checks the room before it creates any ancestor's record;
+    /// the kept input `tree-refused-prepaid-child-creates-parent-record` in `fuzz/artifacts-notes/` found the case).
+    fn check_refused_registration(&self, _top: Option<usize>, before: &[Stats], after: &[Stats]) {
+        for (b, a) in before.iter().zip(after) {
+            assert_eq!(a, b, "a refused registration changes nothing and counts no rejection");
         }
     }
 
