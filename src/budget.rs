@@ -337,6 +337,7 @@ impl LeakBudget {
     /// A reference into a shorter-lived value cannot be leaked as `'static`:
     ///
     /// ```compile_fail
+    /// # #![allow(unused)] // only the error under test may stop the compilation
     /// use leak_budget::LeakBudget;
     ///
     /// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
@@ -347,6 +348,7 @@ impl LeakBudget {
     /// A non-`Sync` value can be leaked, but its `&'static` cannot be shared with another thread:
     ///
     /// ```compile_fail
+    /// # #![allow(unused)] // only the error under test may stop the compilation
     /// use std::cell::Cell;
     /// use leak_budget::LeakBudget;
     ///

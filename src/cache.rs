@@ -434,6 +434,7 @@ impl fmt::Display for CacheStats {
 /// A cache whose values are not `Sync` cannot be shared between threads:
 ///
 /// ```compile_fail
+/// # #![allow(unused)] // only the error under test may stop the compilation
 /// use std::cell::Cell;
 /// use leak_budget::StaticCache;
 ///
@@ -454,6 +455,7 @@ impl fmt::Display for CacheStats {
 /// Such a cache still works on one thread, but the `&'static` values it hands out cannot cross to another:
 ///
 /// ```compile_fail
+/// # #![allow(unused)] // only the error under test may stop the compilation
 /// use std::cell::Cell;
 /// use leak_budget::{LeakBudget, StaticCache};
 ///

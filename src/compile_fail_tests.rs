@@ -12,6 +12,7 @@
 //! `Interner<T>`:
 //!
 //! ```compile_fail,E0308
+//! # #![allow(unused)] // only the error under test may stop the compilation
 //! use leak_budget::Interner;
 //!
 //! type AnyLifetime = for<'a> fn(&'a str);
@@ -35,6 +36,7 @@
 //! `StaticCache<K, V>`, in its value:
 //!
 //! ```compile_fail,E0308
+//! # #![allow(unused)] // only the error under test may stop the compilation
 //! use leak_budget::StaticCache;
 //!
 //! type AnyLifetime = for<'a> fn(&'a str);
@@ -47,6 +49,7 @@
 //! and in its key:
 //!
 //! ```compile_fail,E0308
+//! # #![allow(unused)] // only the error under test may stop the compilation
 //! use leak_budget::StaticCache;
 //!
 //! type AnyLifetime = for<'a> fn(&'a str);
@@ -74,6 +77,7 @@
 //! `LeakOnce<T>` (also pinned in `once.rs`, next to its field):
 //!
 //! ```compile_fail,E0308
+//! # #![allow(unused)] // only the error under test may stop the compilation
 //! use leak_budget::LeakOnce;
 //!
 //! type AnyLifetime = for<'a> fn(&'a str);
@@ -107,6 +111,7 @@
 //! `T: Sync`.
 //!
 //! ```compile_fail,E0277
+//! # #![allow(unused)] // only the error under test may stop the compilation
 //! use std::cell::Cell;
 //! use leak_budget::LeakOnce;
 //!
@@ -114,6 +119,7 @@
 //! ```
 //!
 //! ```compile_fail,E0277
+//! # #![allow(unused)] // only the error under test may stop the compilation
 //! use std::cell::Cell;
 //! use leak_budget::LeakOnce;
 //!
@@ -122,6 +128,7 @@
 //! ```
 //!
 //! ```compile_fail,E0277
+//! # #![allow(unused)] // only the error under test may stop the compilation
 //! use std::cell::Cell;
 //! use leak_budget::StaticCache;
 //!
@@ -129,6 +136,7 @@
 //! ```
 //!
 //! ```compile_fail,E0277
+//! # #![allow(unused)] // only the error under test may stop the compilation
 //! use std::cell::Cell;
 //! use leak_budget::StaticCache;
 //!
@@ -136,6 +144,7 @@
 //! ```
 //!
 //! ```compile_fail,E0277
+//! # #![allow(unused)] // only the error under test may stop the compilation
 //! use std::cell::Cell;
 //! use leak_budget::{Interned, Interner};
 //!
@@ -147,6 +156,7 @@
 //! ```
 //!
 //! ```compile_fail,E0277
+//! # #![allow(unused)] // only the error under test may stop the compilation
 //! use std::cell::Cell;
 //! use leak_budget::LeakBudget;
 //!
@@ -156,6 +166,7 @@
 //! ```
 //!
 //! ```compile_fail,E0277
+//! # #![allow(unused)] // only the error under test may stop the compilation
 //! use std::rc::Rc;
 //! use leak_budget::LeakBudget;
 //!
@@ -194,6 +205,7 @@
 //! `OnceLock<Cell<u32>>` is not:
 //!
 //! ```compile_fail,E0277
+//! # #![allow(unused)] // only the error under test may stop the compilation
 //! use std::cell::Cell;
 //! use leak_budget::LeakOnce;
 //!
@@ -202,6 +214,7 @@
 //! ```
 //!
 //! ```compile_fail,E0277
+//! # #![allow(unused)] // only the error under test may stop the compilation
 //! use std::cell::Cell;
 //! use leak_budget::Interner;
 //!
@@ -210,6 +223,7 @@
 //! ```
 //!
 //! ```compile_fail,E0277
+//! # #![allow(unused)] // only the error under test may stop the compilation
 //! use std::cell::Cell;
 //! use leak_budget::StaticCache;
 //!

@@ -79,6 +79,7 @@ use crate::{LeakBudget, LeakError, Rejected};
 /// borrowed mutably once it is leaked. A cell of a non-`Sync` type cannot be a `static`:
 ///
 /// ```compile_fail,E0277
+/// # #![allow(unused)] // only the error under test may stop the compilation
 /// use std::cell::Cell;
 /// use leak_budget::LeakOnce;
 ///
@@ -101,6 +102,7 @@ use crate::{LeakBudget, LeakError, Rejected};
 /// A local cell of a non-`Sync` type cannot be borrowed by another thread either:
 ///
 /// ```compile_fail,E0277
+/// # #![allow(unused)] // only the error under test may stop the compilation
 /// use std::cell::Cell;
 /// use leak_budget::{LeakBudget, LeakOnce};
 ///
@@ -128,6 +130,7 @@ use crate::{LeakBudget, LeakError, Rejected};
 /// Nor can such a cell be moved to another thread once this one holds its value:
 ///
 /// ```compile_fail,E0277
+/// # #![allow(unused)] // only the error under test may stop the compilation
 /// use std::cell::Cell;
 /// use leak_budget::{LeakBudget, LeakOnce};
 ///
@@ -552,6 +555,7 @@ impl<T, E: std::error::Error + 'static> std::error::Error for InitError<T, E> {
 /// The value must be shareable across threads:
 ///
 /// ```compile_fail,E0277
+/// # #![allow(unused)] // only the error under test may stop the compilation
 /// use std::cell::Cell;
 ///
 /// let hits: &'static Cell<u32> = leak_budget::leak_once!(Cell::new(0)).unwrap(); // error: `Cell<u32>` is not `Sync`
@@ -814,6 +818,7 @@ impl fmt::Display for CellName {
 /// the narrower type: the cell is invariant in `T`.
 ///
 /// ```compile_fail,E0308
+/// # #![allow(unused)] // only the error under test may stop the compilation
 /// use leak_budget::LeakOnce;
 ///
 /// type AnyLifetime = for<'a> fn(&'a u8) -> &'a u8;
