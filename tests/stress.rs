@@ -49,88 +49,65 @@ impl Clock {
     }
 }
 
+/// One writer inserts 0, 1, 2, ... in order with `insert`; the calling thread waits for the next value to become
+/// visible (`visible`), then reads `len`, which must count it and every value before it. Returns the violations and
+/// the checks made.
+fn monitor_len(
+    insert: impl Fn(u64) + Send + 'static,
+    visible: impl Fn(u64) -> bool,
+    len: impl Fn() -> usize,
+) -> (usize, usize) {
+    let clock = leaked(Clock::start());
+    let written = leaked(AtomicUsize::new(0));
+    let done = leaked(AtomicBool::new(false));
+    let writer = thread::spawn(move || {
+        let mut next = 0u64;
+        while clock.going(200) && next < 4_000_000 {
+            insert(next);
+            next += 1;
+            written.store(next as usize, SeqCst);
+        }
+        done.store(true, SeqCst);
+    });
+    let (mut seen, mut violations, mut checks) = (0u64, 0usize, 0usize);
+    while !done.load(SeqCst) || seen < written.load(SeqCst) as u64 {
+        if visible(seen) {
+            seen += 1;
+            checks += 1;
+            if len() < seen as usize {
+                violations += 1;
+            }
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+    writer.join().unwrap();
+    assert_eq!(len(), written.load(SeqCst));
+    (violations, checks)
+}
+
 #[test]
 fn an_interners_len_counts_every_value_a_thread_can_see() {
-    let violations = bounded(|| {
+    let (violations, checks) = bounded(|| {
         let budget: &'static LeakBudget = leaked(LeakBudget::new(256 << 20));
         let values: &'static Interner<u64> = leaked(Interner::in_budget(budget));
-        let clock = leaked(Clock::start());
-        let written = leaked(AtomicUsize::new(0));
-        let done = leaked(AtomicBool::new(false));
-        // One writer interns 0, 1, 2, ... in order; the monitor waits for the next value to become visible, then
-        // reads `len`, which must count it and every value before it.
-        let writer = thread::spawn(move || {
-            let mut next = 0u64;
-            while clock.going(200) && next < 4_000_000 {
-                values.intern(&next).unwrap();
-                next += 1;
-                written.store(next as usize, SeqCst);
-            }
-            done.store(true, SeqCst);
-        });
-        let (mut seen, mut violations, mut checks) = (0u64, 0usize, 0usize);
-        while !done.load(SeqCst) || seen < written.load(SeqCst) as u64 {
-            if values.get(&seen).is_some() {
-                seen += 1;
-                let len = values.len();
-                checks += 1;
-                if len < seen as usize {
-                    violations += 1;
-                }
-            } else {
-                std::hint::spin_loop();
-            }
-        }
-        writer.join().unwrap();
-        assert_eq!(values.len(), written.load(SeqCst));
-        (violations, checks)
+        let insert = move |n| assert_eq!(*values.intern(&n).unwrap(), n);
+        monitor_len(insert, |n| values.get(&n).is_some(), || values.len())
     })
     .unwrap();
-    assert_eq!(
-        violations.0, 0,
-        "len() missed a value another thread could see, {} times in {} checks",
-        violations.0, violations.1
-    );
+    assert_eq!(violations, 0, "len() missed a value another thread could see, {violations} times in {checks} checks");
 }
 
 #[test]
 fn a_caches_len_counts_every_value_a_thread_can_see() {
-    let violations = bounded(|| {
+    let (violations, checks) = bounded(|| {
         let budget: &'static LeakBudget = leaked(LeakBudget::new(256 << 20));
         let cache: &'static StaticCache<u64, u64> = leaked(StaticCache::in_budget(budget));
-        let clock = leaked(Clock::start());
-        let written = leaked(AtomicUsize::new(0));
-        let done = leaked(AtomicBool::new(false));
-        let writer = thread::spawn(move || {
-            let mut next = 0u64;
-            while clock.going(200) && next < 4_000_000 {
-                assert!(cache.get_or_insert_with(next, |&k| k * 3).is_static());
-                next += 1;
-                written.store(next as usize, SeqCst);
-            }
-            done.store(true, SeqCst);
-        });
-        let (mut seen, mut violations, mut checks) = (0u64, 0usize, 0usize);
-        while !done.load(SeqCst) || seen < written.load(SeqCst) as u64 {
-            if cache.get(&seen).is_some() {
-                seen += 1;
-                checks += 1;
-                if cache.len() < seen as usize {
-                    violations += 1;
-                }
-            } else {
-                std::hint::spin_loop();
-            }
-        }
-        writer.join().unwrap();
-        (violations, checks)
+        let insert = move |n| assert!(cache.get_or_insert_with(n, |&k| k * 3).is_static());
+        monitor_len(insert, |n| cache.get(&n).is_some(), || cache.len())
     })
     .unwrap();
-    assert_eq!(
-        violations.0, 0,
-        "len() missed a value another thread could see, {} times in {} checks",
-        violations.0, violations.1
-    );
+    assert_eq!(violations, 0, "len() missed a value another thread could see, {violations} times in {checks} checks");
 }
 
 #[test]
