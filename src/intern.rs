@@ -330,6 +330,9 @@ unsafe fn read_varint(memory: NonNull<u8>) -> (usize, NonNull<u8>) {
 pub struct Interned<T: ?Sized + Internable> {
     /// Points to a published entry of type `T`, which is never freed.
     entry: NonNull<u8>,
+    /// Covariant in `T`, as `&'static T` is: a handle only reads its value, and nothing can be stored through it, so
+    /// viewing it at a supertype of `T` is as sound as widening a `&'static T`. The containers that store values are
+    /// invariant instead (see `marker::StoresShared`).
     values: PhantomData<&'static T>,
 }
 
