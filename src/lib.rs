@@ -19,7 +19,6 @@
 )]
 #![doc(test(attr(deny(warnings))))]
 
-mod account;
 mod arena;
 mod budget;
 mod cache;
@@ -27,22 +26,19 @@ mod cache;
 mod compile_fail_tests;
 mod config;
 mod error;
-mod global;
 mod intern;
-mod lane;
 mod marker;
 mod once;
 mod report;
 mod stats;
 mod sync;
 mod table;
-mod tree;
 
 pub use budget::LeakBudget;
 pub use cache::{CacheStats, Cached, StaticCache};
 pub use config::{DEFAULT_GLOBAL_LIMIT, LEAK_BUDGET_VAR, parse_size};
 pub use error::{LeakError, Rejected};
-pub use global::{leak, leak_str};
+pub use budget::global::{leak, leak_str};
 #[cfg(not(loom))]
 pub use intern::intern;
 pub use intern::{Internable, Interned, Interner};

@@ -1,20 +1,24 @@
 //! [`LeakBudget`]: a capped, thread-safe arena that hands out `&'static` references.
 
+pub(crate) mod global;
+mod tree;
+
 use core::alloc::Layout;
 use core::fmt;
 use core::mem::{MaybeUninit, size_of};
 use core::ptr::{self, NonNull};
 
-use crate::account::Account;
+use crate::arena::account::Account;
 use crate::error::{LeakError, Rejected};
-use crate::lane::{self, Lane};
+use crate::arena::lane::{self, Lane};
 use crate::stats::{Bytes, Stats};
 use crate::sync::{
     AtomicPtr, AtomicUsize, Backoff,
     Ordering::{Acquire, Relaxed, SeqCst},
     loom_const_fn, thread_local_const,
 };
-use crate::{MAX_ALIGN, arena};
+use crate::MAX_ALIGN;
+use crate::arena::block as arena;
 
 /// A capped arena that hands out `&'static` references and returns an error, instead of allocating, once its limit
 /// would be exceeded.

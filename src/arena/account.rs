@@ -30,8 +30,8 @@ use core::mem::size_of;
 use core::ptr;
 
 use crate::LeakError;
-use crate::arena::BlockHeader;
-use crate::lane::Lane;
+use crate::arena::block::BlockHeader;
+use crate::arena::lane::Lane;
 use crate::stats::Stats;
 use crate::sync::{
     AtomicPtr, AtomicUsize,

@@ -28,8 +28,8 @@ use core::mem::size_of;
 use core::ptr::{self, NonNull};
 
 use crate::LeakError;
-use crate::account::Account;
-use crate::arena;
+use crate::arena::account::Account;
+use crate::arena::block as arena;
 use crate::sync::{
     AtomicBool, AtomicPtr, AtomicUsize, Backoff,
     Ordering::{Acquire, Relaxed, Release},

@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::io::Write as _;
 
 use crate::LeakBudget;
-use crate::account::Account;
+use crate::arena::account::Account;
 use crate::stats::Bytes;
 use crate::sync::Backoff;
 

@@ -18,8 +18,8 @@ use core::ptr::{self, NonNull};
 use std::alloc::alloc as global_alloc;
 
 use crate::LeakError;
-use crate::account::Account;
-use crate::lane::Lane;
+use crate::arena::account::Account;
+use crate::arena::lane::Lane;
 use crate::sync::Ordering::{Relaxed, Release};
 
 /// Links one block into its account's chain. Written once, before the block is pushed; never read by the crate.
