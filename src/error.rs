@@ -140,6 +140,14 @@ pub enum LeakError {
     },
 }
 
+impl LeakError {
+    /// The one way the crate reports a size that cannot be described: `len` elements of `elem_size` bytes (a single
+    /// value, or a layout, is one element of its size).
+    pub(crate) const fn size_overflow(elem_size: usize, len: usize) -> Self {
+        Self::SizeOverflow { elem_size, len }
+    }
+}
+
 /// A refused request that gives the caller's value back: nothing is dropped or lost.
 ///
 /// # Examples

@@ -26,6 +26,7 @@ mod cache;
 mod compile_fail_tests;
 mod config;
 mod error;
+mod hash;
 mod intern;
 mod marker;
 mod once;
@@ -34,11 +35,11 @@ mod stats;
 mod sync;
 mod table;
 
-pub use budget::LeakBudget;
+pub use budget::global::{leak, leak_str};
+pub use budget::{LeakBudget, MAX_ALIGN};
 pub use cache::{CacheStats, Cached, StaticCache};
 pub use config::{DEFAULT_GLOBAL_LIMIT, LEAK_BUDGET_VAR, parse_size};
 pub use error::{LeakError, Rejected};
-pub use budget::global::{leak, leak_str};
 #[cfg(not(loom))]
 pub use intern::intern;
 pub use intern::{Internable, Interned, Interner};
@@ -47,9 +48,6 @@ pub use report::{
     LEAK_BUDGET_REPORT_VAR, Report, ReportAtExit, ReportEntry, ReportFigures, print_report, report, report_at_exit,
 };
 pub use stats::Stats;
-
-/// The largest alignment a budget accepts: 2^29, the largest alignment a Rust type can have.
-pub const MAX_ALIGN: usize = 1 << 29;
 
 /// Items the crate's macros expand to. Not public API: no stability promise.
 #[doc(hidden)]

@@ -3,33 +3,59 @@
 //! This is the only module that calls the global allocator (`.clippy.toml` bans the `std::alloc` functions
 //! elsewhere). Every function here charges the budget *before* it allocates and refunds the charge if the allocator
 //! returns null, so the budget's `reserved` bounds the bytes held at every instant. Nothing handed out is ever freed:
-//! blocks are linked into their account's chain, which keeps them reachable for leak checkers.
+//! blocks are linked into their budget's [`Blocks`], which keeps them reachable for leak checkers.
 //!
 //! Block shapes:
 //! - chunk: `[BlockHeader | data ...]`, aligned to [`CHUNK_ALIGN`]; lanes bump down from the end towards the header.
 //! - dedicated block, for one value too large for a chunk: `[padding | value | padding | BlockHeader]`, asked of the
 //!   allocator with an alignment of at most [`CHUNK_ALIGN`]; a stricter alignment is reached by padding in front of
 //!   the value, inside the block, so the budget pays for it (see [`dedicated_layout`]).
-//! - account and lane records: one allocation each, of their type's layout.
+//! - records and lanes: one allocation each, of their type's layout ([`allocate_static`]).
 
 use core::alloc::Layout;
 use core::mem::{align_of, size_of};
 use core::ptr::{self, NonNull};
 use std::alloc::alloc as global_alloc;
 
-use crate::LeakError;
-use crate::arena::account::Account;
-use crate::arena::lane::Lane;
-use crate::sync::Ordering::{Relaxed, Release};
+use super::account::Account;
+use crate::error::LeakError;
+use crate::sync::{
+    AppendList, AtomicPtr, AtomicUsize, Linked,
+    Ordering::{Acquire, Relaxed, Release},
+    loom_const_fn,
+};
 
-/// Links one block into its account's chain. Written once, before the block is pushed; never read by the crate.
+/// Links one block into its budget's [`Blocks`]. Written once, before the block is pushed; never read by the crate.
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct BlockHeader {
     /// The block pushed before this one.
-    next: *mut BlockHeader,
+    next: AtomicPtr<BlockHeader>,
     /// Bytes this block charged (its whole allocation).
     bytes: usize,
+}
+
+impl Linked<AtomicPtr<BlockHeader>> for BlockHeader {
+    fn link(&self) -> &AtomicPtr<BlockHeader> {
+        &self.next
+    }
+}
+
+/// The blocks a budget took (chunks and dedicated blocks), and their counters.
+///
+/// # Memory orderings
+/// `large_used` and `large_allocations` are raised with `Release` after the block's charge, and read with `Acquire`:
+/// a reader that sees a dedicated value also sees the charge that paid for it. `count` is a `Relaxed` statistic.
+#[derive(Debug)]
+pub(crate) struct Blocks {
+    /// Every block, newest first. Never read by the crate: it is what keeps the blocks reachable for leak checkers.
+    list: AppendList<BlockHeader>,
+    /// Blocks taken from the global allocator.
+    count: AtomicUsize,
+    /// Bytes handed out in dedicated blocks (values too large for a lane's chunk).
+    large_used: AtomicUsize,
+    /// Values placed in dedicated blocks.
+    large_allocations: AtomicUsize,
 }
 
 /// Alignment of every chunk; also the granule chunk sizes are rounded to.
@@ -48,73 +74,112 @@ fn allocate(layout: Layout) -> Result<NonNull<u8>, LeakError> {
     NonNull::new(raw).ok_or(LeakError::AllocFailed { size: layout.size(), align: layout.align() })
 }
 
-/// Creates the accounting record of a budget: checks that the record fits in the budget's own `limit`, charges the
-/// parent chain (the record's size, or the whole `limit` if `prepaid`), allocates, and registers it.
-pub(crate) fn create_account(
-    limit: usize,
-    name: &'static str,
-    parent: Option<&'static Account>,
-    prepaid: bool,
-) -> Result<&'static Account, LeakError> {
-    let own = size_of::<Account>();
-    if own > limit {
-        return Err(LeakError::BudgetExceeded { budget: name, requested: own, remaining: limit, limit });
+/// Charges `bytes` to `payer` (if any), then allocates a `T` and moves `make()` into it, for the crate's bookkeeping
+/// (a budget's record, charged to its parent; a lane, charged to its budget). The charge is refunded if the
+/// allocator fails. `make` runs after the allocation and must not panic.
+pub(crate) fn allocate_static<T>(
+    payer: Option<&'static Account>,
+    bytes: usize,
+    make: impl FnOnce() -> T,
+) -> Result<&'static T, LeakError> {
+    debug_assert!(size_of::<T>() > 0);
+    if let Some(payer) = payer {
+        payer.charge(bytes)?;
     }
-    let upward = if prepaid { limit } else { own };
-    if let Some(parent) = parent {
-        parent.charge(upward)?;
-    }
-    let refund = || {
-        if let Some(parent) = parent {
-            parent.refund(upward);
+    let raw = allocate(Layout::new::<T>()).inspect_err(|_| {
+        if let Some(payer) = payer {
+            payer.refund(bytes);
         }
-    };
-    let raw = allocate(Layout::new::<Account>()).inspect_err(|_| refund())?.cast::<Account>();
-    // SAFETY: `raw` is a fresh allocation with `Account`'s layout, written once here and never freed, so the
-    // reference is valid for `'static`; all later mutation goes through the record's atomics.
-    let account: &'static Account = unsafe {
-        raw.write(Account::new(limit, name, parent, prepaid, own));
-        raw.as_ref()
-    };
-    account.register();
-    Ok(account)
-}
-
-/// Creates a lane for `account`, already taken by the caller, and pushes it onto the account's lane list.
-pub(crate) fn create_lane(account: &'static Account) -> Result<&'static Lane, LeakError> {
-    let layout = Layout::new::<Lane>();
-    account.charge(layout.size())?;
-    let raw = allocate(layout).inspect_err(|_| account.refund(layout.size()))?.cast::<Lane>();
-    let mut head = account.lanes.load(Relaxed);
-    // SAFETY: `raw` is a fresh allocation with `Lane`'s layout. It is written in full before the `Release` CAS that
-    // publishes it; until that CAS succeeds no other thread can reach it, so rewriting `next` on a retry is unshared.
+    })?;
+    // SAFETY: `raw` is a fresh allocation with `T`'s layout, written once here and never freed, so the reference is
+    // valid for `'static`.
     unsafe {
-        raw.write(Lane::new_held(head));
-        while let Err(current) = account.lanes.compare_exchange_weak(head, raw.as_ptr(), Release, Relaxed) {
-            head = current;
-            (*raw.as_ptr()).next = head;
-        }
+        let raw = raw.cast::<T>();
+        raw.write(make());
         Ok(raw.as_ref())
     }
 }
 
-/// Takes a chunk of between `min` and `want` bytes (multiples of [`CHUNK_ALIGN`]) for a lane. Returns the usable
-/// range: `floor` just past the header, `top` at the end.
-pub(crate) fn take_chunk(
-    account: &'static Account,
-    min: usize,
-    want: usize,
-) -> Result<(NonNull<u8>, NonNull<u8>), LeakError> {
-    let size = account.charge_between(min, want.max(min), CHUNK_SHARE, CHUNK_ALIGN)?;
-    let Ok(layout) = Layout::from_size_align(size, CHUNK_ALIGN) else {
-        account.refund(size);
-        return Err(LeakError::SizeOverflow { elem_size: size, len: 1 });
-    };
-    let base = allocate(layout).inspect_err(|_| account.refund(size))?;
-    // SAFETY: the allocation is `size >= CHUNK_HEADER` bytes long and aligned for `BlockHeader`.
-    unsafe { link_block(account, base.cast(), size) };
-    // SAFETY: `CHUNK_HEADER <= min <= size`, so both pointers stay within (or one past) the allocation.
-    unsafe { Ok((base.add(CHUNK_HEADER), base.add(size))) }
+impl Blocks {
+    loom_const_fn! {
+        pub(crate) fn new() -> Self {
+            Self {
+                list: AppendList::new(),
+                count: AtomicUsize::new(0),
+                large_used: AtomicUsize::new(0),
+                large_allocations: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    /// Takes a chunk of between `min` and `want` bytes (multiples of [`CHUNK_ALIGN`]) for a lane, charged to
+    /// `account`. Returns the usable range: `floor` just past the header, `top` at the end.
+    pub(crate) fn take_chunk(
+        &self,
+        account: &'static Account,
+        min: usize,
+        want: usize,
+    ) -> Result<(NonNull<u8>, NonNull<u8>), LeakError> {
+        let size = account.charge_between(min, want.max(min), CHUNK_SHARE, CHUNK_ALIGN)?;
+        let Ok(layout) = Layout::from_size_align(size, CHUNK_ALIGN) else {
+            account.refund(size);
+            return Err(LeakError::size_overflow(size, 1));
+        };
+        let base = allocate(layout).inspect_err(|_| account.refund(size))?;
+        // SAFETY: the allocation is `size >= CHUNK_HEADER` bytes long and aligned for `BlockHeader`.
+        unsafe { self.link(base.cast(), size) };
+        // SAFETY: `CHUNK_HEADER <= min <= size`, so both pointers stay within (or one past) the allocation.
+        unsafe { Ok((base.add(CHUNK_HEADER), base.add(size))) }
+    }
+
+    /// Allocates a block holding exactly one value of `layout`, charged to `account`, for values too large to share
+    /// a chunk.
+    pub(crate) fn alloc_dedicated(&self, account: &'static Account, layout: Layout) -> Result<NonNull<u8>, LeakError> {
+        let (block, header_at) = dedicated_layout(layout).ok_or(LeakError::size_overflow(layout.size(), 1))?;
+        let total = block.size();
+        account.charge(total)?;
+        let base = allocate(block).inspect_err(|_| account.refund(total))?;
+        // The block is aligned to `min(align, CHUNK_ALIGN)` or more, so the value's offset is 0 for `align <=
+        // CHUNK_ALIGN` and at most `align - CHUNK_ALIGN` above: the padding `dedicated_layout` made room for.
+        let front = base.as_ptr().addr().next_multiple_of(layout.align()) - base.as_ptr().addr();
+        // SAFETY: `front + header_at + size_of::<BlockHeader>() <= total` (see above), so the value and the header
+        // lie inside the block. `header_at` is a multiple of the header's alignment, and the value's address is
+        // aligned to `align`, or to the block's alignment (at least the header's) when `front` is 0, so the header
+        // is aligned.
+        let value = unsafe {
+            let value = base.add(front);
+            self.link(value.add(header_at).cast(), total);
+            value
+        };
+        // After the charge (`Release`, see the type's note).
+        self.large_used.fetch_add(layout.size(), Release);
+        self.large_allocations.fetch_add(1, Release);
+        Ok(value)
+    }
+
+    /// Writes a block's header and pushes it onto the list.
+    ///
+    /// # Safety
+    /// `header` must be valid for writing a `BlockHeader`, inside a block of `bytes` bytes that is never freed.
+    unsafe fn link(&self, header: NonNull<BlockHeader>, bytes: usize) {
+        // SAFETY: the caller guarantees `header` is writable and never freed; the block is not shared yet.
+        let header: &'static BlockHeader = unsafe {
+            header.write(BlockHeader { next: AtomicPtr::new(ptr::null_mut()), bytes });
+            header.as_ref()
+        };
+        self.list.push(header);
+        self.count.fetch_add(1, Relaxed);
+    }
+
+    /// Bytes handed out in dedicated blocks, and the values placed there (`Acquire`, see the type's note).
+    pub(crate) fn large(&self) -> (usize, usize) {
+        (self.large_used.load(Acquire), self.large_allocations.load(Acquire))
+    }
+
+    /// Blocks taken from the global allocator.
+    pub(crate) fn count(&self) -> usize {
+        self.count.load(Relaxed)
+    }
 }
 
 /// Bytes a chunk must have to serve `layout` by bumping down from its end: header, value, and worst-case alignment
@@ -146,45 +211,6 @@ fn dedicated_layout(layout: Layout) -> Option<(Layout, usize)> {
 pub(crate) fn least_charge_for(layout: Layout) -> Option<usize> {
     let (dedicated, _) = dedicated_layout(layout)?;
     Some(chunk_bytes_for(layout)?.min(dedicated.size()))
-}
-
-/// Allocates a block holding exactly one value of `layout`, for values too large to share a chunk.
-pub(crate) fn alloc_dedicated(account: &'static Account, layout: Layout) -> Result<NonNull<u8>, LeakError> {
-    let (block, header_at) =
-        dedicated_layout(layout).ok_or(LeakError::SizeOverflow { elem_size: layout.size(), len: 1 })?;
-    let total = block.size();
-    account.charge(total)?;
-    let base = allocate(block).inspect_err(|_| account.refund(total))?;
-    // The block is aligned to `min(align, CHUNK_ALIGN)` or more, so the value's offset is 0 for `align <=
-    // CHUNK_ALIGN` and at most `align - CHUNK_ALIGN` above: the padding `dedicated_layout` made room for.
-    let front = base.as_ptr().addr().next_multiple_of(layout.align()) - base.as_ptr().addr();
-    // SAFETY: `front + header_at + size_of::<BlockHeader>() <= total` (see above), so the value and the header lie
-    // inside the block. `header_at` is a multiple of the header's alignment, and the value's address is aligned to
-    // `align`, or to the block's alignment (at least the header's) when `front` is 0, so the header is aligned.
-    let value = unsafe {
-        let value = base.add(front);
-        link_block(account, value.add(header_at).cast(), total);
-        value
-    };
-    account.note_large(layout.size());
-    Ok(value)
-}
-
-/// Writes a block's header and pushes it onto its account's chain.
-///
-/// # Safety
-/// `header` must be valid for writing a `BlockHeader`, inside a block of `bytes` bytes that is never freed.
-unsafe fn link_block(account: &Account, header: NonNull<BlockHeader>, bytes: usize) {
-    let mut head = account.chain.load(Relaxed);
-    // SAFETY: the caller guarantees `header` is writable; the block is not shared until the CAS publishes it, so
-    // rewriting the header on a retry is unshared.
-    unsafe { header.write(BlockHeader { next: head, bytes }) };
-    while let Err(current) = account.chain.compare_exchange_weak(head, header.as_ptr(), Release, Relaxed) {
-        head = current;
-        // SAFETY: as above: still unpublished.
-        unsafe { (*header.as_ptr()).next = head };
-    }
-    account.note_block();
 }
 
 /// A non-null, suitably aligned pointer for a zero-sized value of alignment `align`. Nothing is allocated or charged.

@@ -8,17 +8,17 @@ use core::fmt;
 use core::mem::{MaybeUninit, size_of};
 use core::ptr::{self, NonNull};
 
-use crate::arena::account::Account;
+use crate::arena::block;
+use crate::arena::lane::RequestCharge;
+use crate::arena::local;
+use crate::arena::record::Record;
 use crate::error::{LeakError, Rejected};
-use crate::arena::lane::{self, Lane};
 use crate::stats::{Bytes, Stats};
 use crate::sync::{
     AtomicPtr, AtomicUsize, Backoff,
     Ordering::{Acquire, Relaxed, SeqCst},
-    loom_const_fn, thread_local_const,
+    loom_const_fn, thread_token,
 };
-use crate::MAX_ALIGN;
-use crate::arena::block as arena;
 
 /// A capped arena that hands out `&'static` references and returns an error, instead of allocating, once its limit
 /// would be exceeded.
@@ -73,8 +73,8 @@ pub struct LeakBudget {
     pub(crate) prepaid: bool,
     /// Null until the first charge, then this budget's accounting record, never changed again. Written once, with
     /// `SeqCst` (which includes `Release`), by the thread that wins `creating`.
-    account: AtomicPtr<Account>,
-    /// While one thread creates the account: that thread's [`thread_token`]; otherwise 0. Other threads wait for the
+    record: AtomicPtr<Record>,
+    /// While one thread creates the account: that thread's [`thread_token`](crate::sync::thread_token); otherwise 0. Other threads wait for the
     /// account; the creating thread itself, if it asks again (from a global allocator that leaks into this budget),
     /// is refused with [`LeakError::Reentrant`] instead of waiting for itself.
     ///
@@ -104,7 +104,7 @@ impl LeakBudget {
     /// assert!(BUDGET.reserved() >= LeakBudget::RECORD_BYTES);
     /// # Ok::<(), leak_budget::Rejected<u8>>(())
     /// ```
-    pub const RECORD_BYTES: usize = size_of::<Account>();
+    pub const RECORD_BYTES: usize = Record::BYTES;
 
     loom_const_fn! {
         /// A budget of `limit` bytes, named `"unnamed"`. Nothing is allocated until the first request.
@@ -150,7 +150,7 @@ impl LeakBudget {
                 name,
                 parent,
                 prepaid,
-                account: AtomicPtr::new(ptr::null_mut()),
+                record: AtomicPtr::new(ptr::null_mut()),
                 creating: AtomicUsize::new(0),
                 early_rejections: AtomicUsize::new(0),
             }
@@ -199,7 +199,7 @@ impl LeakBudget {
     #[must_use]
     pub fn reserved(&self) -> usize {
         let in_creation = self.record_in_creation();
-        self.existing_account().map_or(in_creation, Account::reserved)
+        self.existing_record().map_or(in_creation, |record| record.account.reserved())
     }
 
     /// What a budget without a record has reserved: its record's bytes while a thread creates the record (from before
@@ -274,8 +274,8 @@ impl LeakBudget {
     pub fn stats(&self) -> Stats {
         let early = self.early_rejections.load(Relaxed);
         let in_creation = self.record_in_creation();
-        let mut stats = match self.existing_account() {
-            Some(account) => account.stats(),
+        let mut stats = match self.existing_record() {
+            Some(record) => record.stats(),
             None => Stats {
                 name: self.name,
                 limit: self.limit,
@@ -308,7 +308,7 @@ impl LeakBudget {
     /// ```
     #[must_use]
     pub fn max_charge_for(layout: Layout) -> usize {
-        arena::chunk_bytes_for(layout).map_or(usize::MAX, |chunk| chunk.saturating_add(size_of::<Lane>()))
+        RequestCharge::of(layout).map_or(usize::MAX, |charge| charge.most)
     }
 
     /// Moves `value` into the budget and returns a `'static` mutable reference to it. It is never dropped.
@@ -591,11 +591,11 @@ impl LeakBudget {
     #[inline]
     pub(crate) fn alloc(&self, layout: Layout) -> Result<NonNull<u8>, LeakError> {
         if layout.size() == 0 {
-            return Ok(arena::dangling(layout.align()));
+            return Ok(block::dangling(layout.align()));
         }
         // `Relaxed` is enough here: the fast path only compares the pointer with the one this thread cached, which
         // it read with `Acquire` on a slow path before.
-        if let Some(memory) = lane::try_alloc_fast(self.account.load(Relaxed), layout) {
+        if let Some(memory) = local::try_alloc_fast(self.record.load(Relaxed), layout) {
             return Ok(memory);
         }
         self.alloc_slow(layout)
@@ -604,42 +604,40 @@ impl LeakBudget {
     #[cold]
     #[inline(never)]
     fn alloc_slow(&self, layout: Layout) -> Result<NonNull<u8>, LeakError> {
-        let account = match self.existing_account() {
-            Some(account) => account,
-            None => self.first_account(layout).map_err(|error| self.refuse(error))?,
+        let record = match self.existing_record() {
+            Some(record) => record,
+            None => self.first_record(layout).map_err(|error| self.refuse(error))?,
         };
-        lane::alloc(account, layout).map_err(|error| self.refuse(error))
+        local::alloc(record, layout).map_err(|error| self.refuse(error))
     }
 
     /// Creates the account for the budget's first request, unless the request could not fit even in the empty
     /// budget (with the record and a lane): then nothing is created, so a refused request leaves the budget untouched.
-    fn first_account(&self, layout: Layout) -> Result<&'static Account, LeakError> {
-        let least = arena::least_charge_for(layout)
-            .and_then(|least| least.checked_add(size_of::<Lane>()))
-            .ok_or(LeakError::SizeOverflow { elem_size: layout.size(), len: 1 })?;
+    fn first_record(&self, layout: Layout) -> Result<&'static Record, LeakError> {
+        let least = RequestCharge::of(layout)?.least.saturating_add(RequestCharge::LANE);
         self.check_room(least)?;
-        self.create_account()
+        self.create_record()
     }
 
     /// This budget's account, creating it (and its ancestors') on first use.
-    pub(crate) fn account(&self) -> Result<&'static Account, LeakError> {
-        match self.existing_account() {
-            Some(account) => Ok(account),
-            None => self.create_account(),
+    pub(crate) fn record(&self) -> Result<&'static Record, LeakError> {
+        match self.existing_record() {
+            Some(record) => Ok(record),
+            None => self.create_record(),
         }
     }
 
     /// This budget's account, if its first charge has happened.
-    pub(crate) fn existing_account(&self) -> Option<&'static Account> {
-        // SAFETY: the pointer is null or an account published with `Release` (read here with `Acquire`); accounts are
+    pub(crate) fn existing_record(&self) -> Option<&'static Record> {
+        // SAFETY: the pointer is null or a record published with `Release` (read here with `Acquire`); records are
         // never freed.
-        unsafe { self.account.load(Acquire).as_ref() }
+        unsafe { self.record.load(Acquire).as_ref() }
     }
 
     /// The next budget up the chain that still has to be walked: the parent, unless this budget has its account
     /// (then so does every ancestor, and the accounts' own chain, which cannot loop, takes over).
     fn unaccounted_parent(&self) -> Option<&'static LeakBudget> {
-        if self.existing_account().is_some() { None } else { self.parent }
+        if self.existing_record().is_some() { None } else { self.parent }
     }
 
     /// Refuses with [`LeakError::ParentCycle`] if the parent chain, walked up to the first budget that has its account
@@ -693,8 +691,8 @@ impl LeakBudget {
     /// keeping the topmost [`CREATE_BATCH`] budgets without one, and creates those, top-down. A chain of `n` budgets
     /// without accounts takes `n / CREATE_BATCH + 1` passes, in constant stack space, whatever its depth.
     #[cold]
-    fn create_account(&self) -> Result<&'static Account, LeakError> {
-        if let Some(account) = self.existing_account() {
+    fn create_record(&self) -> Result<&'static Record, LeakError> {
+        if let Some(account) = self.existing_record() {
             return Ok(account);
         }
         self.check_acyclic()?;
@@ -706,7 +704,7 @@ impl LeakBudget {
             let mut above = None;
             let mut level: Option<&LeakBudget> = Some(self);
             while let Some(budget) = level {
-                if let Some(account) = budget.existing_account() {
+                if let Some(account) = budget.existing_record() {
                     above = Some(account);
                     break;
                 }
@@ -719,7 +717,7 @@ impl LeakBudget {
             let lowest = pending.saturating_sub(CREATE_BATCH);
             for index in (lowest..pending).rev() {
                 let budget = ring[index % CREATE_BATCH].expect("kept by the walk above");
-                above = Some(budget.create_own_account(above)?);
+                above = Some(budget.create_own_record(above)?);
             }
             if lowest == 0 {
                 // `pending == 0` only if another thread created this budget's account meanwhile: then `above` is it.
@@ -733,7 +731,7 @@ impl LeakBudget {
     ///
     /// One thread creates it; others wait briefly (one allocation). The creating thread itself, asking again while it
     /// creates (its global allocator leaking into this budget), is refused with [`LeakError::Reentrant`].
-    fn create_own_account(&self, parent: Option<&'static Account>) -> Result<&'static Account, LeakError> {
+    fn create_own_record(&self, parent: Option<&'static Record>) -> Result<&'static Record, LeakError> {
         /// Clears `creating` when dropped: after success, failure or unwinding, so waiters never wait forever.
         struct Creating<'a>(&'a AtomicUsize);
         impl Drop for Creating<'_> {
@@ -744,13 +742,13 @@ impl LeakBudget {
         }
 
         debug_assert!(match (self.parent, parent) {
-            (Some(budget), Some(account)) => budget.existing_account().is_some_and(|own| ptr::eq(own, account)),
+            (Some(budget), Some(account)) => budget.existing_record().is_some_and(|own| ptr::eq(own, account)),
             (budget, account) => budget.is_none() && account.is_none(),
         });
         let me = thread_token();
         let backoff = Backoff::new();
         loop {
-            if let Some(account) = self.existing_account() {
+            if let Some(account) = self.existing_record() {
                 return Ok(account);
             }
             // `SeqCst`: set before the record is allocated, for `record_in_creation`.
@@ -765,12 +763,12 @@ impl LeakBudget {
         }
         let _creating = Creating(&self.creating);
         // Re-check: the thread that created it may have finished between the load above and the CAS.
-        if let Some(account) = self.existing_account() {
+        if let Some(account) = self.existing_record() {
             return Ok(account);
         }
-        let account = arena::create_account(self.limit, self.name, parent, self.prepaid)?;
+        let account = Record::create(self.limit, self.name, parent, self.prepaid)?;
         // `SeqCst`: ordered with the refusers' increments and looks (the `early_rejections` invariant).
-        self.account.store(ptr::from_ref(account).cast_mut(), SeqCst);
+        self.record.store(ptr::from_ref(account).cast_mut(), SeqCst);
         // Requests refused before the record existed move into it, so the report (which only sees records) counts
         // them; after publishing, so that a refusal counted while this ran is either moved here or by its refuser.
         self.move_early_rejections(account);
@@ -784,15 +782,15 @@ impl LeakBudget {
     /// Iterative, in constant stack space: each budget without an account needs `bytes` plus its record (or, for a
     /// prepaid child, its whole limit) from its parent; the first account up the chain checks the rest.
     pub(crate) fn check_room(&self, bytes: usize) -> Result<(), LeakError> {
-        if let Some(account) = self.existing_account() {
-            return account.check_room(bytes);
+        if let Some(account) = self.existing_record() {
+            return account.account.check_room(bytes);
         }
         self.check_acyclic()?;
         // The walk ends: the chain was found acyclic up to the first account, and accounts only appear.
         let (mut level, mut bytes) = (self, bytes);
         loop {
-            if let Some(account) = level.existing_account() {
-                return account.check_room(bytes);
+            if let Some(account) = level.existing_record() {
+                return account.account.check_room(bytes);
             }
             let needed = bytes.saturating_add(Self::RECORD_BYTES);
             if needed > level.limit {
@@ -816,15 +814,15 @@ impl LeakBudget {
 
     /// Counts a refused request on this budget, and returns its error.
     pub(crate) fn refuse(&self, error: LeakError) -> LeakError {
-        if let Some(account) = self.existing_account() {
-            account.note_rejection();
+        if let Some(account) = self.existing_record() {
+            account.account.note_rejection();
             return error;
         }
         // No record yet: count it here, then look again. If the record was published meanwhile, its creator may have
         // moved the early counts before this one was added, so move them now (the `early_rejections` invariant).
         let _ = self.early_rejections.fetch_update(SeqCst, SeqCst, |n| n.checked_add(1));
         // SAFETY: as in `existing_account`: null or a published account, never freed.
-        if let Some(account) = unsafe { self.account.load(SeqCst).as_ref() } {
+        if let Some(account) = unsafe { self.record.load(SeqCst).as_ref() } {
             self.move_early_rejections(account);
         }
         error
@@ -832,26 +830,16 @@ impl LeakBudget {
 
     /// Moves the requests counted in `early_rejections` into `account`, this budget's record. Each count is moved
     /// once (a swap), by whichever thread takes it.
-    fn move_early_rejections(&self, account: &Account) {
-        account.add_rejections(self.early_rejections.swap(0, SeqCst));
+    fn move_early_rejections(&self, record: &Record) {
+        record.account.add_rejections(self.early_rejections.swap(0, SeqCst));
     }
 }
 
+/// The largest alignment a budget accepts: 2^29, the largest alignment a Rust type can have.
+pub const MAX_ALIGN: usize = 1 << 29;
+
 /// Budgets without an account that one pass of `create_account` creates (see there).
 const CREATE_BATCH: usize = 32;
-
-thread_local_const! {
-    /// One byte per thread, whose address identifies the thread while it lives (see [`thread_token`]).
-    static THREAD_TOKEN: u8 = 0;
-}
-
-/// The calling thread's identity for `creating`: the address of its [`THREAD_TOKEN`], never 0, and distinct from
-/// every other live thread's. A thread-local rather than `std::thread::current()`, which may allocate (and so re-enter
-/// a custom global allocator) on a thread's first call; a `const` thread-local with no destructor is readable at any
-/// point of a thread's life, its thread-local destructors included.
-fn thread_token() -> usize {
-    THREAD_TOKEN.with(|token| ptr::from_ref(token).addr())
-}
 
 impl fmt::Debug for LeakBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

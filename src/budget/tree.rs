@@ -269,11 +269,11 @@ impl LeakBudget {
     /// # Ok::<(), LeakError>(())
     /// ```
     pub fn register(&self) -> Result<(), LeakError> {
-        if self.existing_account().is_none() {
+        if self.existing_record().is_none() {
             // Up front, as a first request does, so that a parent that cannot afford this record (or a prepaid
             // child's limit) is refused before the missing ancestors' records are created.
             self.check_room(0)?;
         }
-        self.account().map(|_| ())
+        self.record().map(|_| ())
     }
 }

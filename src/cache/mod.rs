@@ -49,13 +49,12 @@ use core::ops::Deref;
 use core::panic::{RefUnwindSafe, UnwindSafe};
 use core::ptr::{self, NonNull};
 
-use foldhash::fast::SeedableRandomState as RandomState;
-
+use crate::hash::{HashState as RandomState, hash_state};
 use crate::marker::StoresShared;
 use crate::sync::{
     AtomicBool, AtomicPtr, AtomicUsize, CachePadded, Mutex,
     Ordering::{Acquire, Relaxed, Release},
-    UserCode, hash_state, loom_const_fn, thread_local_const,
+    UserCode, loom_const_fn, thread_token,
 };
 use crate::table::{Found, Table};
 
@@ -79,17 +78,6 @@ const WAIT_STRIPES: usize = 1 << WAIT_BITS;
 /// The top `bits` bits of `value` (0 when `bits` is 0), as an index.
 fn top_bits(value: u64, bits: u32) -> usize {
     value.checked_shr(64 - bits).unwrap_or(0) as usize
-}
-
-thread_local_const! {
-    /// One byte per thread, whose address identifies the thread while it runs (no two live threads share it).
-    static THREAD_MARKER: u8 = 0;
-}
-
-/// The calling thread's identity: the address of its [`THREAD_MARKER`]. Cheap (no lazy initialisation, no destructor).
-#[inline]
-fn thread_marker() -> usize {
-    THREAD_MARKER.with(|marker| ptr::from_ref(marker).addr())
 }
 
 /// A cached key and its value, leaked into the budget by the thread that computed the value, published by the
@@ -175,7 +163,7 @@ impl<K> State<K> {
 
     #[inline(always)]
     fn count_hit(&self) {
-        let stripe = top_bits((thread_marker() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15), HIT_BITS);
+        let stripe = top_bits((thread_token() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15), HIT_BITS);
         self.hits[stripe].fetch_add(1, Relaxed);
     }
 
@@ -879,7 +867,7 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
         // SAFETY: entries in the table are `Entry<K, V>` (the `State::table` invariant).
         let matches = |entry| unsafe { Entry::<K, V>::from_table(entry) }.matches(hash, &key);
         let stripe = state.stripe(hash);
-        let me = thread_marker();
+        let me = thread_token();
         let mut pending = stripe.pending.lock();
         let mut waited = false;
         loop {

@@ -13,7 +13,7 @@ use crate::sync::{Condvar, Mutex, MutexGuard, UnsafeCell, UserCode};
 pub(super) struct Pending<K> {
     /// The hash of the key being computed.
     hash: u64,
-    /// The [`thread_marker`] of the computing thread.
+    /// The [`thread_token`](crate::sync::thread_token) of the computing thread.
     owner: usize,
     /// The key being computed, while the owner's initialiser runs (`None` once it has returned and the key may move).
     ///

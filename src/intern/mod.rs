@@ -20,20 +20,19 @@
 use core::alloc::Layout;
 use core::cmp::Ordering;
 use core::fmt;
-use core::hash::{BuildHasher, Hash, Hasher};
+use core::hash::{Hash, Hasher};
 use core::marker::PhantomData;
 use core::mem::size_of;
 use core::ops::Deref;
 use core::panic::{RefUnwindSafe, UnwindSafe};
 use core::ptr::{self, NonNull};
 
-use foldhash::fast::SeedableRandomState as RandomState;
-
+use crate::hash::{HashState as RandomState, hash_bytes, hash_state};
 use crate::marker::StoresShared;
 use crate::sync::{
     AtomicPtr, Mutex,
     Ordering::{Acquire, Release},
-    UserCode, hash_state, loom_const_fn,
+    UserCode, loom_const_fn,
 };
 use crate::table::{Found, Table};
 use crate::{LeakBudget, LeakError, Rejected};
@@ -225,14 +224,6 @@ use sealed::{Entry, SizedEntry};
 /// `layout` bytes leaked into `budget`, as a pointer.
 fn leaked_memory(budget: &LeakBudget, layout: Layout) -> Result<NonNull<u8>, LeakError> {
     Ok(NonNull::from(budget.leak_layout(layout)?).cast())
-}
-
-/// Hashes raw bytes with the interner's hasher: no user code, so it cannot panic.
-#[inline]
-fn hash_bytes(hasher: &RandomState, bytes: &[u8]) -> u64 {
-    let mut state = hasher.build_hasher();
-    state.write(bytes);
-    state.finish()
 }
 
 /// `a == b` for slices of equal length, inlined for the short strings interners mostly see (a call to `memcmp`

@@ -20,7 +20,7 @@
 //!   after every wake-up (spurious ones are harmless). The owner releases the role in a drop guard, which also runs
 //!   when the initialiser panics or the budget refuses the value, and wakes every waiter; the next one to take the
 //!   mutex becomes the owner and runs its own initialiser.
-//! - **Re-entrancy.** The owner is recorded as a thread id. A thread that finds itself recorded as the owner is calling
+//! - **Re-entrancy.** The owner is recorded by its thread token. A thread that finds itself recorded as the owner is calling
 //!   back into the cell from its own initialiser and would wait for itself forever, so it panics instead.
 
 use core::any::{TypeId, type_name};
@@ -33,7 +33,7 @@ use core::ptr::{self, NonNull};
 use crate::sync::{
     AtomicPtr, Condvar, Mutex,
     Ordering::{Acquire, Relaxed, Release},
-    ThreadId, UnsafeCell, current_thread_id, loom_const_fn,
+    UnsafeCell, loom_const_fn, thread_token,
 };
 use crate::{LeakBudget, LeakError, Rejected};
 
@@ -719,9 +719,9 @@ struct Slot {
     /// stored (with `Release`, by [`Owner::publish`]), and is never written, moved or freed after. Stored only by the
     /// owner, so at most once.
     value: AtomicPtr<()>,
-    /// The thread running an initialiser, if any. Set only while `value` is null; cleared (by [`Owner`]'s drop) only
-    /// after the owner stored `value`, if it did.
-    owner: Mutex<Option<ThreadId>>,
+    /// The [`thread_token`] of the thread running an initialiser, or 0 if none. Set only while `value` is null;
+    /// cleared (by [`Owner`]'s drop) only after the owner stored `value`, if it did.
+    owner: Mutex<usize>,
     /// Notified (all waiters) whenever the owner is cleared.
     released: Condvar,
 }
@@ -729,7 +729,7 @@ struct Slot {
 impl Slot {
     loom_const_fn! {
         fn new() -> Self {
-            Self { value: AtomicPtr::new(ptr::null_mut()), owner: Mutex::new(None), released: Condvar::new() }
+            Self { value: AtomicPtr::new(ptr::null_mut()), owner: Mutex::new(0), released: Condvar::new() }
         }
     }
 
@@ -747,7 +747,7 @@ impl Slot {
     /// If the calling thread already is the owner: `cell`'s initialiser called back into it.
     #[cold]
     fn claim(&self, cell: CellName) -> Result<Owner<'_>, NonNull<()>> {
-        let me = current_thread_id();
+        let me = thread_token();
         let mut owner = self.owner.lock();
         loop {
             // `Acquire` even under the mutex: an owner may have stored the address and not yet cleared the role.
@@ -755,11 +755,11 @@ impl Slot {
                 return Err(published);
             }
             match *owner {
-                None => {
-                    *owner = Some(me);
+                0 => {
+                    *owner = me;
                     return Ok(Owner { slot: self });
                 }
-                Some(id) if id == me => {
+                id if id == me => {
                     drop(owner);
                     panic!(
                         "re-entrant initialisation of {cell}: its initialiser called back into the same cell on the \
@@ -767,7 +767,7 @@ impl Slot {
                          or keep it in another cell"
                     );
                 }
-                Some(_) => owner = self.released.wait(owner),
+                _ => owner = self.released.wait(owner),
             }
         }
     }
@@ -791,7 +791,7 @@ impl Owner<'_> {
 impl Drop for Owner<'_> {
     fn drop(&mut self) {
         let mut owner = self.slot.owner.lock();
-        *owner = None;
+        *owner = 0;
         self.slot.released.notify_all();
     }
 }

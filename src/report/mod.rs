@@ -30,6 +30,7 @@ use std::io::Write as _;
 
 use crate::LeakBudget;
 use crate::arena::account::Account;
+use crate::arena::record::Record;
 use crate::stats::Bytes;
 use crate::sync::Backoff;
 
@@ -338,17 +339,17 @@ impl Report {
 
     /// Takes a snapshot of the registered budgets; with `root`, of that account and its descendants only.
     /// The nodes of every budget (or of `root` and its descendants), and whether their figures held together.
-    fn collect(root: Option<&'static Account>) -> (Vec<Node>, bool) {
+    fn collect(root: Option<&'static Record>) -> (Vec<Node>, bool) {
         let backoff = Backoff::new();
         let mut changed = 0;
         loop {
-            let head = Account::registry_head();
+            let head = Record::registry();
             // A budget's descendants were all registered after it (a parent's record is created first), so a report
             // of one budget walks the registry (newest first) down to that budget only.
-            let mut all: Vec<&'static Account> = Vec::new();
-            for account in head.accounts() {
-                all.push(account);
-                if root.is_some_and(|root| core::ptr::eq(account, root)) {
+            let mut all: Vec<&'static Record> = Vec::new();
+            for record in head.iter() {
+                all.push(record);
+                if root.is_some_and(|root| core::ptr::eq(record, root)) {
                     break;
                 }
             }
@@ -358,18 +359,18 @@ impl Report {
             // `used` and friends first: every byte they count was charged before, so the own counters read next
             // cover it.
             for node in &mut nodes {
-                let (used, allocations, _lanes) = node.account.used_and_allocations();
+                let (used, allocations, _lanes) = node.record.used_and_allocations();
                 node.own.used = used;
                 node.own.allocations = allocations;
-                node.own.rejections = node.account.rejections();
-                node.peak = node.account.peak();
+                node.own.rejections = node.record.account.rejections();
+                node.peak = node.record.account.peak();
             }
             let mut previous = read_own(&nodes);
             loop {
                 let current = read_own(&nodes);
                 // Registered since the first reading: for a report of one budget, only its new descendants matter.
-                let newer = Account::registry_head();
-                let head_changed = newer != head && newer.accounts_since(head).any(|account| within(account, root));
+                let newer = Record::registry();
+                let head_changed = newer != head && newer.since(head).any(|record| within(record, root));
                 let consistent = current == previous && !head_changed;
                 if consistent || changed >= MAX_COLLECTS {
                     for (node, &(refunded, charged)) in nodes.iter_mut().zip(&current) {
@@ -396,7 +397,8 @@ impl Report {
         for index in (0..nodes.len()).rev() {
             if let Some(parent) = nodes[index].parent {
                 let child = &nodes[index];
-                let share = if child.account.prepaid { child.account.limit } else { child.total.reserved };
+                let account = &child.record.account;
+                let share = if account.prepaid { account.limit } else { child.total.reserved };
                 let (used, allocations, rejections) =
                     (child.total.used, child.total.allocations, child.total.rejections);
                 let total = &mut nodes[parent].total;
@@ -419,12 +421,13 @@ impl Report {
         while let Some((index, parent, depth)) = stack.pop() {
             let node = &nodes[index];
             let at = entries.len();
+            let account = &node.record.account;
             entries.push(ReportEntry {
-                name: node.account.name,
+                name: account.name,
                 parent,
                 depth,
-                prepaid: node.account.prepaid,
-                limit: node.account.limit,
+                prepaid: account.prepaid,
+                limit: account.limit,
                 own: node.own,
                 total: node.total,
                 peak_reserved: node.peak.max(node.total.reserved),
@@ -553,10 +556,10 @@ impl fmt::Display for Report {
     }
 }
 
-/// One account being reported, before the tree is laid out.
+/// One budget being reported, before the tree is laid out.
 #[derive(Debug)]
 struct Node {
-    account: &'static Account,
+    record: &'static Record,
     /// Index of the parent's node.
     parent: Option<usize>,
     own: ReportFigures,
@@ -564,24 +567,22 @@ struct Node {
     peak: usize,
 }
 
-/// The accounts of `all` (oldest first) that are `root` or below it (all of them without `root`), with their parents'
+/// The records of `all` (oldest first) that are `root` or below it (all of them without `root`), with their parents'
 /// indices.
-fn select(all: &[&'static Account], root: Option<&'static Account>) -> Vec<Node> {
+fn select(all: &[&'static Record], root: Option<&'static Record>) -> Vec<Node> {
+    // Keyed by account: an account knows its parent's account.
     let mut index_of: HashMap<*const Account, usize> = HashMap::new();
     let mut nodes = Vec::new();
-    for &account in all {
-        let key: *const Account = account;
-        let parent = account.parent.and_then(|parent| index_of.get(&core::ptr::from_ref(parent)).copied());
-        let wanted = match root {
-            None => true,
-            Some(root) => core::ptr::eq(account, root) || parent.is_some(),
-        };
-        if wanted {
+    for &record in all {
+        let key = core::ptr::from_ref(&record.account);
+        let parent = record.account.parent.and_then(|parent| index_of.get(&core::ptr::from_ref(parent)).copied());
+        let is_root = root.is_some_and(|root| core::ptr::eq(record, root));
+        if root.is_none() || is_root || parent.is_some() {
             // The report's root has no parent in the report.
-            let parent = if root.is_some_and(|root| core::ptr::eq(account, root)) { None } else { parent };
+            let parent = if is_root { None } else { parent };
             index_of.insert(key, nodes.len());
             nodes.push(Node {
-                account,
+                record,
                 parent,
                 own: ReportFigures::default(),
                 total: ReportFigures::default(),
@@ -592,22 +593,16 @@ fn select(all: &[&'static Account], root: Option<&'static Account>) -> Vec<Node>
     nodes
 }
 
-/// Whether `account` is `root` or below it (any account without `root`).
-fn within(account: &'static Account, root: Option<&'static Account>) -> bool {
+/// Whether `record` is `root` or below it (any record without `root`).
+fn within(record: &'static Record, root: Option<&'static Record>) -> bool {
     let Some(root) = root else { return true };
-    let mut level = Some(account);
-    while let Some(current) = level {
-        if core::ptr::eq(current, root) {
-            return true;
-        }
-        level = current.parent;
-    }
-    false
+    core::iter::successors(Some(&record.account), |account| account.parent)
+        .any(|account| core::ptr::eq(account, core::ptr::from_ref(&root.account)))
 }
 
 /// Each node's own counters, `(own_refunded, own_charged)`.
 fn read_own(nodes: &[Node]) -> Vec<(usize, usize)> {
-    nodes.iter().map(|node| node.account.own_counters()).collect()
+    nodes.iter().map(|node| node.record.account.own_counters()).collect()
 }
 
 /// A snapshot of every budget in the process that has charged anything, as a tree: see [`Report`].
@@ -656,7 +651,7 @@ impl LeakBudget {
     /// ```
     #[must_use]
     pub fn report(&self) -> Report {
-        let Some(account) = self.existing_account() else {
+        let Some(account) = self.existing_record() else {
             let figures = ReportFigures { rejections: self.early_rejections(), ..ReportFigures::default() };
             let entry = ReportEntry {
                 name: self.name(),
@@ -770,14 +765,14 @@ mod tests {
         let rounds = if cfg!(miri) { 30 } else { 300_000 };
         let top: &'static LeakBudget = Box::leak(Box::new(LeakBudget::named("churn", 1 << 20)));
         // Two racers, read far apart: idle siblings in between (the report reads in creation order).
-        let first = top.child("racer", 1 << 20).unwrap().account().unwrap();
+        let first = top.child("racer", 1 << 20).unwrap().record().unwrap();
         for _ in 0..64 {
             top.child("idle", 4096).unwrap().register().unwrap();
         }
-        let racers = [first, top.child("racer", 1 << 20).unwrap().account().unwrap()];
+        let racers = [first, top.child("racer", 1 << 20).unwrap().record().unwrap()];
         // Leave room in the parent for one block and a half.
-        let filler = top.child("filler", 1 << 20).unwrap().account().unwrap();
-        filler.charge(top.remaining() - (BLOCK + BLOCK / 2)).unwrap();
+        let filler = top.child("filler", 1 << 20).unwrap().record().unwrap();
+        filler.account.charge(top.remaining() - (BLOCK + BLOCK / 2)).unwrap();
 
         let running = AtomicUsize::new(racers.len());
         let reports = std::thread::scope(|scope| {
@@ -785,12 +780,12 @@ mod tests {
                 let running = &running;
                 scope.spawn(move || {
                     for _ in 0..rounds {
-                        if racer.charge(BLOCK).is_ok() {
+                        if racer.account.charge(BLOCK).is_ok() {
                             // Hold the block for a moment, so that reports often catch it held.
                             for _ in 0..64 {
                                 core::hint::spin_loop();
                             }
-                            racer.refund(BLOCK);
+                            racer.account.refund(BLOCK);
                         }
                     }
                     running.fetch_sub(1, Relaxed);
