@@ -1,6 +1,6 @@
 //! Size strings (`64MiB`) and the `LEAK_BUDGET` environment variable that sets the global budget's limit.
 
-use crate::LeakError;
+use crate::error::LeakError;
 
 /// The environment variable read once, on first use of the global budget, for its limit.
 pub const LEAK_BUDGET_VAR: &str = "LEAK_BUDGET";

@@ -1,8 +1,9 @@
 //! The process-wide default budget, sized by the `LEAK_BUDGET` environment variable, and free functions on it.
 
+use super::LeakBudget;
 use crate::config::global_limit_from_env;
+use crate::error::{LeakError, Rejected};
 use crate::sync::process::OnceLock;
-use crate::{LeakBudget, LeakError, Rejected};
 
 /// The global budget, or why `LEAK_BUDGET` could not be used. Decided once, on first use.
 static GLOBAL: OnceLock<Result<LeakBudget, LeakError>> = OnceLock::new();

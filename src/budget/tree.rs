@@ -19,8 +19,9 @@
 
 use core::alloc::Layout;
 
+use super::LeakBudget;
+use crate::error::LeakError;
 use crate::sync::loom_const_fn;
-use crate::{LeakBudget, LeakError};
 
 impl LeakBudget {
     loom_const_fn! {
