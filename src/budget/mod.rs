@@ -143,7 +143,7 @@ impl LeakBudget {
     }
 
     loom_const_fn! {
-        /// Every constructor ends here: roots (`new`, `named`) and children (`src/tree.rs`).
+        /// Every constructor ends here: roots (`new`, `named`) and children (`src/budget/tree.rs`).
         pub(crate) fn build(limit: usize, name: &'static str, parent: Option<&'static LeakBudget>, prepaid: bool) -> Self {
             Self {
                 limit,

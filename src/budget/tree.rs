@@ -3,7 +3,7 @@
 //! A child is an ordinary [`LeakBudget`] with a parent. Every byte it takes from the global allocator is charged to it
 //! *and* to every ancestor, child first, each level with a checked compare-and-swap; if any level refuses, the levels
 //! already charged are given back and the request fails, so a request that fits the child but not an ancestor changes
-//! neither (`src/account.rs`, `Account::charge`). Charges go up the tree only when a chunk, a lane, a dedicated block
+//! neither (`src/arena/account.rs`, `Account::charge`). Charges go up the tree only when a chunk, a lane, a dedicated block
 //! or a record is taken: the per-value fast path bumps in the calling thread's lane and never looks at an ancestor, so
 //! a leak into a grandchild costs what a leak into a root does.
 //!
