@@ -19,7 +19,7 @@ impl LeakBudget {
     ///
     /// If `LEAK_BUDGET` is set to something that is not a valid size: an invalid value is never silently replaced by
     /// a default. Call [`try_global`](Self::try_global) to get the error instead (the free functions
-    /// [`leak`](crate::leak) and [`leak_str`](crate::leak_str) do, and return it).
+    /// [`leak`] and [`leak_str`] do, and return it).
     ///
     /// # Examples
     ///

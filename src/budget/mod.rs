@@ -74,7 +74,7 @@ pub struct LeakBudget {
     /// Null until the first charge, then this budget's accounting record, never changed again. Written once, with
     /// `SeqCst` (which includes `Release`), by the thread that wins `creating`.
     record: AtomicPtr<Record>,
-    /// While one thread creates the account: that thread's [`thread_token`](crate::sync::thread_token); otherwise 0. Other threads wait for the
+    /// While one thread creates the account: that thread's [`thread_token`]; otherwise 0. Other threads wait for the
     /// account; the creating thread itself, if it asks again (from a global allocator that leaks into this budget),
     /// is refused with [`LeakError::Reentrant`] instead of waiting for itself.
     ///
@@ -546,15 +546,14 @@ impl LeakBudget {
     /// # Ok::<(), LeakError>(())
     /// ```
     pub fn leak_uninit_slice<T: 'static>(&self, len: usize) -> Result<&'static mut [MaybeUninit<T>], LeakError> {
-        let layout = Layout::array::<T>(len)
-            .map_err(|_| self.refuse(LeakError::SizeOverflow { elem_size: size_of::<T>(), len }))?;
+        let layout = Layout::array::<T>(len).map_err(|_| self.refuse(LeakError::size_overflow(size_of::<T>(), len)))?;
         let memory = self.alloc(layout)?.cast::<MaybeUninit<T>>();
         // SAFETY: valid for `len` elements, aligned, fresh and never freed; `MaybeUninit` needs no initialisation.
         Ok(unsafe { core::slice::from_raw_parts_mut(memory.as_ptr(), len) })
     }
 
     /// Reserves `layout.size()` uninitialised bytes aligned to `layout.align()`, for custom layouts (a header
-    /// followed by a payload, say). The alignment may be up to [`MAX_ALIGN`](crate::MAX_ALIGN) (2^29); its padding is
+    /// followed by a payload, say). The alignment may be up to [`MAX_ALIGN`] (2^29); its padding is
     /// charged like any other byte taken from the allocator, so a request may charge up to `align` bytes more than its
     /// size (see [`max_charge_for`](Self::max_charge_for)).
     ///

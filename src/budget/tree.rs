@@ -223,7 +223,7 @@ impl LeakBudget {
     }
 
     /// Creates this budget's record now rather than on its first request (and its ancestors' records, if they have
-    /// none yet). From then on the budget appears in [reports](crate::report), even if it never leaks anything. For
+    /// none yet). From then on the budget appears in [reports](fn@crate::report), even if it never leaks anything. For
     /// a [prepaid](Self::prepaid_child_of) child, this is when its whole limit is taken from its parent. Does nothing
     /// if the record exists already.
     ///

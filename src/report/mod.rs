@@ -59,7 +59,7 @@ pub use at_exit::{LEAK_BUDGET_REPORT_VAR, ReportAtExit, print_report, report_at_
 pub struct Report {
     entries: Vec<ReportEntry>,
     /// Whether the figures were read at one instant (the double collect succeeded), rather than taken from the last
-    /// of [`MAX_COLLECTS`] changed readings. Only then is every total bounded by its limit. See `is_consistent`.
+    /// of 256 changed readings (`MAX_COLLECTS` in `collect.rs`). Only then is every total bounded by its limit. See `is_consistent`.
     consistent: bool,
 }
 
