@@ -138,6 +138,16 @@ pub enum LeakError {
         /// Name of the budget whose record the calling thread is creating: the requesting budget or an ancestor.
         budget: &'static str,
     },
+    /// The limit of a prepaid child cannot change once its record exists: its whole limit was charged to its parent
+    /// then ([`LeakBudget::set_limit`](crate::LeakBudget::set_limit)).
+    #[error(
+        "the limit of budget `{budget}` cannot change: it is a prepaid child, whose whole limit was charged to its \
+         parent when its record was created; give it a new prepaid child with the limit wanted instead"
+    )]
+    FixedLimit {
+        /// Name of the prepaid budget.
+        budget: &'static str,
+    },
 }
 
 impl LeakError {

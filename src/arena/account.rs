@@ -25,8 +25,8 @@ use crate::sync::{
 /// (`record.rs`), never freed.
 #[derive(Debug)]
 pub(crate) struct Account {
-    /// The budget's limit. Immutable.
-    pub(crate) limit: usize,
+    /// The budget's limit: raised or lowered by [`set_limit`](Self::set_limit), read by every charge.
+    limit: AtomicUsize,
     /// The budget's name. Immutable.
     pub(crate) name: &'static str,
     /// The parent's account, charged alongside this one unless `prepaid`. Immutable.
@@ -37,7 +37,9 @@ pub(crate) struct Account {
     /// Bytes taken from the global allocator on this budget's behalf (this record, lanes, chunks, dedicated blocks,
     /// tables) plus its children's, or its prepaid children's whole limits.
     ///
-    /// Invariant: `reserved <= limit` at every instant. Only `try_add` raises it, with a checked CAS; refunds lower it.
+    /// Invariant: no charge takes `reserved` above `limit`: only `try_add` raises it, with a CAS that checks the limit
+    /// it read in the same attempt; refunds lower it. So `reserved <= limit` at every instant, unless `set_limit`
+    /// lowered the limit below `reserved`: then every charge is refused until refunds bring `reserved` back under it.
     /// Invariant: `reserved >= own + Σ children's share` (own = `own_charged - own_refunded`; a child's share is its
     /// `reserved`, or its `limit` if prepaid) at every point of the `SeqCst` order (see the module note).
     reserved: AtomicUsize,
@@ -73,7 +75,7 @@ impl Account {
         self_cost: usize,
     ) -> Self {
         Self {
-            limit,
+            limit: AtomicUsize::new(limit),
             name,
             parent,
             prepaid,
@@ -92,18 +94,39 @@ impl Account {
     }
 
     /// Adds `bytes` to `reserved` if the result stays within `limit`, in one atomic step, and returns the new value.
+    ///
+    /// The limit is read in each attempt of the CAS loop (`SeqCst`, in one order with `set_limit`'s store): a charge
+    /// racing a change of the limit completes under the limit its successful attempt read, old or new; a charge that
+    /// starts after `set_limit` returned reads the new one.
     fn try_add(&self, bytes: usize) -> Result<usize, LeakError> {
-        let limit = self.limit;
-        match self.reserved.fetch_update(SeqCst, SeqCst, |r| r.checked_add(bytes).filter(|&n| n <= limit)) {
+        let mut limit = 0;
+        let attempt = |reserved: usize| {
+            limit = self.limit.load(SeqCst);
+            reserved.checked_add(bytes).filter(|&n| n <= limit)
+        };
+        match self.reserved.fetch_update(SeqCst, SeqCst, attempt) {
             // `previous + bytes <= limit` was just checked, so this cannot overflow.
             Ok(previous) => Ok(previous + bytes),
-            Err(current) => Err(self.exceeded(bytes, limit - current)),
+            Err(current) => Err(self.exceeded(bytes, limit, current)),
         }
     }
 
-    /// The error of a request for `requested` bytes refused here, with `remaining` bytes left.
-    fn exceeded(&self, requested: usize, remaining: usize) -> LeakError {
-        LeakError::BudgetExceeded { budget: self.name, requested, remaining, limit: self.limit }
+    /// The error of a request for `requested` bytes refused here, with `limit` and `reserved` as they were read.
+    fn exceeded(&self, requested: usize, limit: usize, reserved: usize) -> LeakError {
+        LeakError::BudgetExceeded { budget: self.name, requested, remaining: limit.saturating_sub(reserved), limit }
+    }
+
+    /// The limit.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit.load(SeqCst)
+    }
+
+    /// Sets the limit. Nothing already charged is given back: a limit below `reserved` refuses every charge until
+    /// `reserved` is under it again. (A prepaid account's limit was paid to its parent in full: its budget refuses
+    /// the change before it reaches here.)
+    pub(crate) fn set_limit(&self, limit: usize) {
+        debug_assert!(!self.prepaid);
+        self.limit.store(limit, SeqCst);
     }
 
     /// Charges `bytes` to every level (see [`levels`](Self::levels)), all or nothing: if any level refuses, the
@@ -168,16 +191,19 @@ impl Account {
 
     /// `limit - reserved` of this level alone.
     fn remaining(&self) -> usize {
-        self.limit.saturating_sub(self.reserved.load(Relaxed))
+        self.limit().saturating_sub(self.reserved.load(Relaxed))
     }
 
     /// Refuses, with the error a charge would give, if `bytes` cannot be charged right now. A check before creating
     /// bookkeeping (a lane) for a request that could not be served anyway; [`charge`](Self::charge) still decides.
     pub(crate) fn check_room(&'static self, bytes: usize) -> Result<(), LeakError> {
-        match self.levels().find(|account| account.remaining() < bytes) {
-            Some(account) => Err(account.exceeded(bytes, account.remaining())),
-            None => Ok(()),
+        for account in self.levels() {
+            let (limit, reserved) = (account.limit(), account.reserved.load(Relaxed));
+            if limit.saturating_sub(reserved) < bytes {
+                return Err(account.exceeded(bytes, limit, reserved));
+            }
         }
+        Ok(())
     }
 
     /// Charges between `min` and `want` bytes (`min <= want`), preferring `want` but never more than `1/share` of the

@@ -213,7 +213,7 @@ impl Lane {
 /// alone lets a chunk taken early be 1/8 of the whole limit: two threads at 256 KiB were seen refused with 25 KiB idle
 /// in the other lane (89.6% handed out). Capped by the limit as well, one idle lane holds at most 1/32 of it.
 fn chunk_cap(account: &Account) -> usize {
-    (account.limit / LIMIT_SHARE).max(MIN_CAP) & !(block::CHUNK_ALIGN - 1)
+    (account.limit() / LIMIT_SHARE).max(MIN_CAP) & !(block::CHUNK_ALIGN - 1)
 }
 
 /// What one request for a layout can charge, worked out once here for every caller that sizes or checks a request

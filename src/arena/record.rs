@@ -114,7 +114,7 @@ impl Record {
         let account = &self.account;
         Stats {
             name: account.name,
-            limit: account.limit,
+            limit: account.limit(),
             used,
             allocations,
             rejections: account.rejections(),

@@ -63,8 +63,10 @@ use crate::sync::{
 /// assert_eq!(refused.into_inner().len(), 4096);
 /// ```
 pub struct LeakBudget {
-    /// The hard cap in bytes. Immutable.
-    limit: usize,
+    /// The hard cap in bytes until the record exists; from then on the record's account holds the limit and this
+    /// copy is not read again. Changed by [`set_limit`](Self::set_limit) only while holding `creating`, so a record
+    /// is created with the limit last set.
+    limit: AtomicUsize,
     /// Shown in errors, statistics and reports. Immutable.
     name: &'static str,
     /// Budget that every charge is also made to. Immutable.
@@ -78,8 +80,8 @@ pub struct LeakBudget {
     /// account; the creating thread itself, if it asks again (from a global allocator that leaks into this budget),
     /// is refused with [`LeakError::Reentrant`] instead of waiting for itself.
     ///
-    /// Invariant: non-zero only while the thread whose token it holds is inside `create_own_account` (a guard
-    /// clears it on return and on unwinding), so a live thread reads its own token here only if it is that thread.
+    /// Invariant: non-zero only while the thread whose token it holds is inside `create_own_record` or `set_limit`
+    /// (a guard clears it on return and on unwinding), so a live thread reads its own token here only if it is that thread.
     creating: AtomicUsize,
     /// Requests refused before the budget had its own record, not yet moved into it.
     ///
@@ -146,7 +148,7 @@ impl LeakBudget {
         /// Every constructor ends here: roots (`new`, `named`) and children (`src/budget/tree.rs`).
         pub(crate) fn build(limit: usize, name: &'static str, parent: Option<&'static LeakBudget>, prepaid: bool) -> Self {
             Self {
-                limit,
+                limit: AtomicUsize::new(limit),
                 name,
                 parent,
                 prepaid,
@@ -166,8 +168,73 @@ impl LeakBudget {
     /// assert_eq!(BUDGET.limit(), 4096);
     /// ```
     #[must_use]
-    pub const fn limit(&self) -> usize {
-        self.limit
+    pub fn limit(&self) -> usize {
+        self.existing_record().map_or_else(|| self.limit.load(SeqCst), |record| record.account.limit())
+    }
+
+    /// Raises or lowers the hard cap at run time: for a budget whose size is known only once the program runs (a
+    /// `--budget` flag read after the statics exist), or to stop a budget from growing.
+    ///
+    /// Nothing is ever freed, so a limit below [`reserved`](Self::reserved) takes nothing back: from then on every
+    /// request that needs a new charge is refused until the limit is raised again (values that fit in room already
+    /// charged, the rest of a thread's chunk, are still served). The cap stays hard in its restated form: no byte is
+    /// charged while it would leave `reserved` above the limit.
+    ///
+    /// A request racing `set_limit` on another thread is served under the old limit or the new one, never a mix; a
+    /// request that starts after `set_limit` returned sees the new limit. A child's limit and its ancestors' are
+    /// independent: each charge still has to fit every level.
+    ///
+    /// # Errors
+    ///
+    /// [`LeakError::FixedLimit`] for a [prepaid child](Self::prepaid_child_of) whose record exists: its whole limit
+    /// was charged to its parent when it was created, so it cannot change (before that, the new limit is what will be
+    /// prepaid). [`LeakError::Reentrant`] if called, from a global allocator, while the calling thread creates this
+    /// budget's record.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::{LeakBudget, LeakError};
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::named("cli", 0);
+    /// assert!(BUDGET.leak(1u64).is_err());
+    ///
+    /// BUDGET.set_limit(1 << 20)?; // say, from `--budget 1MiB`
+    /// BUDGET.leak(2u64).unwrap();
+    ///
+    /// BUDGET.set_limit(0)?; // no further growth
+    /// assert!(BUDGET.reserved() > BUDGET.limit());
+    /// assert!(matches!(BUDGET.leak_str(&"x".repeat(1 << 16)), Err(LeakError::BudgetExceeded { .. })));
+    /// # Ok::<(), LeakError>(())
+    /// ```
+    pub fn set_limit(&self, limit: usize) -> Result<(), LeakError> {
+        let me = thread_token();
+        let backoff = Backoff::new();
+        loop {
+            if let Some(record) = self.existing_record() {
+                if self.prepaid {
+                    return Err(LeakError::FixedLimit { budget: self.name });
+                }
+                record.account.set_limit(limit);
+                return Ok(());
+            }
+            // No record yet: change the copy the record will be created with, holding `creating` so that no record is
+            // being created from the old value meanwhile.
+            match self.creating.compare_exchange(0, me, SeqCst, Relaxed) {
+                Ok(_) => {
+                    let _creating = Creating(&self.creating);
+                    if self.existing_record().is_none() {
+                        self.limit.store(limit, SeqCst);
+                        return Ok(());
+                    }
+                    // Created between the look and the CAS: set the record's limit on the next pass.
+                }
+                // This thread holds it (the `creating` invariant): its global allocator called in while it creates
+                // the record.
+                Err(holder) if holder == me => return Err(LeakError::Reentrant { budget: self.name }),
+                Err(_) => backoff.snooze(),
+            }
+        }
     }
 
     /// The budget's name (`"unnamed"` unless given one).
@@ -212,7 +279,11 @@ impl LeakBudget {
     /// A record larger than the limit is refused before it is allocated, so it is never counted here (`reserved`
     /// never exceeds `limit`).
     fn record_in_creation(&self) -> usize {
-        if self.creating.load(SeqCst) == 0 || Self::RECORD_BYTES > self.limit { 0 } else { Self::RECORD_BYTES }
+        if self.creating.load(SeqCst) == 0 || Self::RECORD_BYTES > self.limit.load(SeqCst) {
+            0
+        } else {
+            Self::RECORD_BYTES
+        }
     }
 
     /// Bytes handed out to callers, alignment padding included. At most [`reserved`](Self::reserved) (the rest is
@@ -252,7 +323,7 @@ impl LeakBudget {
     /// ```
     #[must_use]
     pub fn remaining(&self) -> usize {
-        self.limit.saturating_sub(self.reserved())
+        self.limit().saturating_sub(self.reserved())
     }
 
     /// A snapshot of the budget's figures: limit, reserved, used, allocations, rejections, peak reserved. Its
@@ -278,7 +349,7 @@ impl LeakBudget {
             Some(record) => record.stats(),
             None => Stats {
                 name: self.name,
-                limit: self.limit,
+                limit: self.limit.load(SeqCst),
                 reserved: in_creation,
                 used: 0,
                 allocations: 0,
@@ -731,15 +802,6 @@ impl LeakBudget {
     /// One thread creates it; others wait briefly (one allocation). The creating thread itself, asking again while it
     /// creates (its global allocator leaking into this budget), is refused with [`LeakError::Reentrant`].
     fn create_own_record(&self, parent: Option<&'static Record>) -> Result<&'static Record, LeakError> {
-        /// Clears `creating` when dropped: after success, failure or unwinding, so waiters never wait forever.
-        struct Creating<'a>(&'a AtomicUsize);
-        impl Drop for Creating<'_> {
-            fn drop(&mut self) {
-                // `SeqCst`: after the record's publication, for `record_in_creation`.
-                self.0.store(0, SeqCst);
-            }
-        }
-
         debug_assert!(match (self.parent, parent) {
             (Some(budget), Some(account)) => budget.existing_record().is_some_and(|own| ptr::eq(own, account)),
             (budget, account) => budget.is_none() && account.is_none(),
@@ -765,7 +827,7 @@ impl LeakBudget {
         if let Some(account) = self.existing_record() {
             return Ok(account);
         }
-        let account = Record::create(self.limit, self.name, parent, self.prepaid)?;
+        let account = Record::create(self.limit.load(SeqCst), self.name, parent, self.prepaid)?;
         // `SeqCst`: ordered with the refusers' increments and looks (the `early_rejections` invariant).
         self.record.store(ptr::from_ref(account).cast_mut(), SeqCst);
         // Requests refused before the record existed move into it, so the report (which only sees records) counts
@@ -792,13 +854,14 @@ impl LeakBudget {
                 return account.account.check_room(bytes);
             }
             let needed = bytes.saturating_add(Self::RECORD_BYTES);
-            if needed > level.limit {
-                let (budget, limit) = (level.name, level.limit);
+            let limit = level.limit.load(SeqCst);
+            if needed > limit {
+                let budget = level.name;
                 return Err(LeakError::BudgetExceeded { budget, requested: needed, remaining: limit, limit });
             }
             match level.parent {
                 Some(parent) => {
-                    bytes = if level.prepaid { level.limit } else { needed };
+                    bytes = if level.prepaid { limit } else { needed };
                     level = parent;
                 }
                 None => return Ok(()),
@@ -837,6 +900,16 @@ impl LeakBudget {
 /// The largest alignment a budget accepts: 2^29, the largest alignment a Rust type can have.
 pub const MAX_ALIGN: usize = 1 << 29;
 
+/// Clears a budget's `creating` when dropped: after success, failure or unwinding, so waiters never wait forever.
+struct Creating<'a>(&'a AtomicUsize);
+
+impl Drop for Creating<'_> {
+    fn drop(&mut self) {
+        // `SeqCst`: after the record's publication, for `record_in_creation`.
+        self.0.store(0, SeqCst);
+    }
+}
+
 /// Budgets without an account that one pass of `create_account` creates (see there).
 const CREATE_BATCH: usize = 32;
 
@@ -845,7 +918,7 @@ impl fmt::Debug for LeakBudget {
         let stats = self.stats();
         f.debug_struct("LeakBudget")
             .field("name", &self.name)
-            .field("limit", &self.limit)
+            .field("limit", &self.limit())
             .field("reserved", &stats.reserved)
             .field("used", &stats.used)
             .field("parent", &self.parent.map(LeakBudget::name))
@@ -856,6 +929,6 @@ impl fmt::Debug for LeakBudget {
 impl fmt::Display for LeakBudget {
     /// `name: reserved / limit`, e.g. `config: 4.00 KiB / 1.00 MiB`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} / {}", self.name, Bytes(self.reserved()), Bytes(self.limit))
+        write!(f, "{}: {} / {}", self.name, Bytes(self.reserved()), Bytes(self.limit()))
     }
 }

@@ -102,7 +102,7 @@ impl Report {
             if let Some(parent) = nodes[index].parent {
                 let child = &nodes[index];
                 let account = &child.record.account;
-                let share = if account.prepaid { account.limit } else { child.total.reserved };
+                let share = if account.prepaid { account.limit() } else { child.total.reserved };
                 let (used, allocations, rejections) =
                     (child.total.used, child.total.allocations, child.total.rejections);
                 let total = &mut nodes[parent].total;
@@ -131,7 +131,7 @@ impl Report {
                 parent,
                 depth,
                 prepaid: account.prepaid,
-                limit: account.limit,
+                limit: account.limit(),
                 own: node.own,
                 total: node.total,
                 peak_reserved: node.peak.max(node.total.reserved),
