@@ -295,3 +295,42 @@ impl<T> From<Rejected<T>> for LeakError {
         rejected.error
     }
 }
+
+/// Why [`LeakBudget::leak_try_with`](crate::LeakBudget::leak_try_with) returned no value: the budget refused the room
+/// (the initialiser did not run), or the initialiser failed.
+///
+/// # Examples
+///
+/// ```
+/// use leak_budget::{LeakBudget, LeakError, TryWithError};
+///
+/// static NONE: LeakBudget = LeakBudget::new(0);
+/// let error = NONE.leak_try_with(|| Ok::<_, String>(1u32)).unwrap_err();
+/// assert!(matches!(error, TryWithError::Leak(LeakError::BudgetExceeded { .. })));
+/// assert!(error.to_string().starts_with("no room was reserved"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TryWithError<E> {
+    /// The budget refused the room; the initialiser was not called.
+    Leak(LeakError),
+    /// The initialiser returned this error. The room reserved for its value stays charged.
+    Init(E),
+}
+
+impl<E: fmt::Display> fmt::Display for TryWithError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Leak(error) => write!(f, "no room was reserved, so the initialiser did not run: {error}"),
+            Self::Init(error) => write!(f, "the initialiser failed: {error}"),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for TryWithError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Leak(error) => Some(error),
+            Self::Init(error) => Some(error),
+        }
+    }
+}

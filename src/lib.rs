@@ -39,7 +39,7 @@ pub use budget::global::{leak, leak_str};
 pub use budget::{LeakBudget, MAX_ALIGN};
 pub use cache::{CacheStats, Cached, StaticCache};
 pub use config::{DEFAULT_GLOBAL_LIMIT, LEAK_BUDGET_VAR, parse_size};
-pub use error::{LeakError, Rejected};
+pub use error::{LeakError, Rejected, TryWithError};
 #[cfg(not(loom))]
 pub use intern::intern;
 pub use intern::{Internable, Interned, Interner};

@@ -12,7 +12,7 @@ use crate::arena::block;
 use crate::arena::lane::RequestCharge;
 use crate::arena::local;
 use crate::arena::record::Record;
-use crate::error::{LeakError, Rejected};
+use crate::error::{LeakError, Rejected, TryWithError};
 use crate::stats::{Bytes, Stats};
 use crate::sync::{
     AtomicPtr, AtomicUsize, Backoff,
@@ -533,6 +533,186 @@ impl LeakBudget {
             ptr::copy_nonoverlapping(s.as_ptr(), memory.as_ptr(), s.len());
             Ok(core::slice::from_raw_parts_mut(memory.as_ptr(), s.len()))
         }
+    }
+
+    /// Reserves room for a `T`, then calls `f` and writes its value in place: the fallible [`leak_with`](Self::leak_with).
+    /// A refusal and an error from `f` are told apart, and `f` runs only once the room is reserved.
+    ///
+    /// If `f` returns an error or panics, the room stays charged and counted as used (a bump arena gives nothing
+    /// back), and nothing is dropped in the budget.
+    ///
+    /// # Errors
+    ///
+    /// [`TryWithError::Leak`] if the budget refuses the room (`f` is not called), [`TryWithError::Init`] with `f`'s
+    /// error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::{LeakBudget, TryWithError};
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+    /// let port: &'static mut u16 = BUDGET.leak_try_with(|| "8080".parse::<u16>())?;
+    /// assert_eq!(*port, 8080);
+    /// assert!(matches!(BUDGET.leak_try_with(|| "80x".parse::<u16>()), Err(TryWithError::Init(_))));
+    ///
+    /// static NONE: LeakBudget = LeakBudget::new(0);
+    /// let refused = NONE.leak_try_with(|| -> Result<u16, std::num::ParseIntError> { unreachable!() });
+    /// assert!(matches!(refused, Err(TryWithError::Leak(_))));
+    /// # Ok::<(), TryWithError<std::num::ParseIntError>>(())
+    /// ```
+    pub fn leak_try_with<T: 'static, E>(
+        &self,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<&'static mut T, TryWithError<E>> {
+        let slot = self.alloc(Layout::new::<T>()).map_err(TryWithError::Leak)?.cast::<T>();
+        let value = f().map_err(TryWithError::Init)?;
+        // SAFETY: as in `leak`; the memory was reserved before `f` ran, so anything `f` leaked is elsewhere.
+        unsafe {
+            slot.write(value);
+            Ok(&mut *slot.as_ptr())
+        }
+    }
+
+    /// Reserves room for `len` values, then fills it with `f(0)`, `f(1)`, ... in order.
+    ///
+    /// If `f` panics, the panic propagates; the values written so far are never dropped nor handed out, and the
+    /// whole slice stays charged and counted as used.
+    ///
+    /// # Errors
+    ///
+    /// [`LeakError::SizeOverflow`] if `len` values do not fit in `isize::MAX` bytes; otherwise as
+    /// [`leak_uninit`](Self::leak_uninit). `f` is not called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::LeakBudget;
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+    /// let squares: &'static mut [u64] = BUDGET.leak_slice_fill_with(5, |i| (i * i) as u64)?;
+    /// assert_eq!(squares, [0, 1, 4, 9, 16]);
+    /// # Ok::<(), leak_budget::LeakError>(())
+    /// ```
+    pub fn leak_slice_fill_with<T: 'static>(
+        &self,
+        len: usize,
+        mut f: impl FnMut(usize) -> T,
+    ) -> Result<&'static mut [T], LeakError> {
+        let memory = self.leak_uninit_slice::<T>(len)?;
+        for (index, slot) in memory.iter_mut().enumerate() {
+            slot.write(f(index));
+        }
+        // SAFETY: every element was written just above (a panic in `f` leaves before this point, handing nothing out).
+        Ok(unsafe { &mut *(ptr::from_mut(memory) as *mut [T]) })
+    }
+
+    /// Clones every element of `s` into the budget: [`leak_slice`](Self::leak_slice) for types that are `Clone` but
+    /// not `Copy`.
+    ///
+    /// If a `clone` panics, the panic propagates; the clones made so far are never dropped nor handed out, and the
+    /// whole slice stays charged and counted as used.
+    ///
+    /// # Errors
+    ///
+    /// As [`leak_slice`](Self::leak_slice); nothing is cloned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::LeakBudget;
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+    /// let hosts = [String::from("a.example"), String::from("b.example")];
+    /// let hosts: &'static [String] = BUDGET.leak_slice_clone(&hosts)?;
+    /// assert_eq!(hosts[1], "b.example");
+    /// # Ok::<(), leak_budget::LeakError>(())
+    /// ```
+    pub fn leak_slice_clone<T: Clone + 'static>(&self, s: &[T]) -> Result<&'static mut [T], LeakError> {
+        self.leak_slice_fill_with(s.len(), |index| s[index].clone())
+    }
+
+    /// A slice of `len` clones of `value` (the last element is `value` itself, moved in). `len == 0` drops `value`.
+    ///
+    /// If a `clone` panics, the panic propagates (dropping `value`); the clones made so far are never dropped nor
+    /// handed out, and the whole slice stays charged and counted as used.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`] holding `value` and the reason (as [`leak_slice_fill_with`](Self::leak_slice_fill_with)); nothing
+    /// is cloned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::LeakBudget;
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+    /// let rows: &'static mut [Vec<u8>] = BUDGET.leak_slice_fill(3, vec![0u8; 4]).unwrap();
+    /// rows[0][0] = 1;
+    /// assert_eq!(rows, [vec![1, 0, 0, 0], vec![0; 4], vec![0; 4]]);
+    ///
+    /// static NONE: LeakBudget = LeakBudget::new(0);
+    /// assert_eq!(NONE.leak_slice_fill(3, String::from("back")).unwrap_err().into_inner(), "back");
+    /// ```
+    pub fn leak_slice_fill<T: Clone + 'static>(&self, len: usize, value: T) -> Result<&'static mut [T], Rejected<T>> {
+        let memory = match self.leak_uninit_slice::<T>(len) {
+            Ok(memory) => memory,
+            Err(error) => return Err(Rejected::new(value, error)),
+        };
+        if let Some((last, rest)) = memory.split_last_mut() {
+            for slot in rest {
+                slot.write(value.clone());
+            }
+            last.write(value);
+        }
+        // SAFETY: every element was written just above (`len == 0` writes none and needs none; a panicking `clone`
+        // leaves before this point).
+        Ok(unsafe { &mut *(ptr::from_mut(memory) as *mut [T]) })
+    }
+
+    /// Moves the items of an iterator that knows its length into the budget, reserving the whole slice first.
+    ///
+    /// An iterator whose [`len`](ExactSizeIterator::len) is wrong is handled: if it ends early, the slice returned
+    /// holds the items it gave (the rest of the room stays charged and counted as used); if it has more, only the
+    /// first `len` are taken and the iterator, with the others, is dropped. If `next` panics, the panic propagates;
+    /// the items taken so far are never dropped nor handed out, and the whole room stays charged.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`] holding the iterator, untouched, and the reason (as
+    /// [`leak_slice_fill_with`](Self::leak_slice_fill_with)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use leak_budget::LeakBudget;
+    ///
+    /// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
+    /// let words: &'static mut [String] = BUDGET.leak_iter("a b c".split(' ').map(String::from).collect::<Vec<_>>()).unwrap();
+    /// assert_eq!(words, ["a", "b", "c"]);
+    /// let evens: &'static [u32] = BUDGET.leak_iter((0..10).filter(|n| n % 2 == 0).collect::<Vec<_>>()).unwrap();
+    /// assert_eq!(evens, [0, 2, 4, 6, 8]);
+    /// ```
+    pub fn leak_iter<I>(&self, items: I) -> Result<&'static mut [I::Item], Rejected<I::IntoIter>>
+    where
+        I: IntoIterator,
+        I::IntoIter: ExactSizeIterator,
+        I::Item: 'static,
+    {
+        let mut items = items.into_iter();
+        let memory = match self.leak_uninit_slice::<I::Item>(items.len()) {
+            Ok(memory) => memory,
+            Err(error) => return Err(Rejected::new(items, error)),
+        };
+        let mut written = 0;
+        for slot in memory.iter_mut() {
+            let Some(item) = items.next() else { break };
+            slot.write(item);
+            written += 1;
+        }
+        // SAFETY: the first `written` elements were written just above; the rest of the room is never handed out.
+        Ok(unsafe { core::slice::from_raw_parts_mut(memory.as_mut_ptr().cast::<I::Item>(), written) })
     }
 
     /// Moves the elements of `v` into the budget (its buffer is freed) and returns them as a `'static` slice. They are
