@@ -29,6 +29,7 @@ mod chunks;
 mod intern;
 mod lanes;
 mod levels;
+mod limits;
 mod once;
 mod records;
 mod report;
