@@ -123,20 +123,43 @@ pub(crate) fn try_alloc_fast(record: *const Record, layout: Layout) -> Option<No
 
 /// Allocates `layout` for `record`'s budget on the calling thread: through the lanes it holds, or, once its `Held`
 /// is destroyed (a thread-local destructor running late), through a lane borrowed for this one request.
+///
+/// A thread that has no lane for the budget, and no room to create one, gets the value in a dedicated block of its
+/// own (the value and a 16-byte header) instead of a refusal: so a budget too small for a lane (a 256-byte budget
+/// holding a `u64`: its record and one block) still serves, and a budget near its limit serves a new thread for as
+/// long as its values fit.
 pub(crate) fn alloc(record: &'static Record, layout: Layout) -> Result<NonNull<u8>, LeakError> {
     let least = RequestCharge::of(layout)?.least;
-    match HELD.try_with(|held| {
+    let served = HELD.try_with(|held| {
         let lane = held.lane_for(record, least)?;
         // SAFETY: `lane_for` returns a lane held by this thread.
         unsafe { lane.alloc_or_refill(&record.account, &record.blocks, layout) }
-    }) {
+    });
+    match served {
+        Ok(Err(LeakError::BudgetExceeded { .. })) if !holds_lane(record) => without_lane(record, layout),
         Ok(result) => result,
         Err(_destroyed) => {
-            let lane = Borrowed(record.adopt_or_create_lane(least)?);
+            let lane = match record.adopt_or_create_lane(least) {
+                Ok(lane) => Borrowed(lane),
+                Err(LeakError::BudgetExceeded { .. }) => return without_lane(record, layout),
+                Err(error) => return Err(error),
+            };
             // SAFETY: `adopt_or_create_lane` returns a lane held by this thread; `Borrowed` releases it when done.
             unsafe { lane.0.alloc_or_refill(&record.account, &record.blocks, layout) }
         }
     }
+}
+
+/// Whether this thread holds a lane for `record` (so a refusal came from its lane's refill, not from creating one).
+fn holds_lane(record: &'static Record) -> bool {
+    let key = ptr::from_ref(record);
+    HELD.try_with(|held| held.lanes.iter().any(|entry| entry.record.get() == key)).unwrap_or(false)
+}
+
+/// Serves `layout` in a dedicated block, for a thread that could not get a lane.
+#[cold]
+fn without_lane(record: &'static Record, layout: Layout) -> Result<NonNull<u8>, LeakError> {
+    record.blocks.alloc_dedicated(&record.account, layout)
 }
 
 /// A lane held for one request; released on drop, also if the request unwinds.

@@ -861,10 +861,11 @@ impl LeakBudget {
         local::alloc(record, layout).map_err(|error| self.refuse(error))
     }
 
-    /// Creates the account for the budget's first request, unless the request could not fit even in the empty
-    /// budget (with the record and a lane): then nothing is created, so a refused request leaves the budget untouched.
+    /// Creates the record for the budget's first request, unless the request could not fit even in the empty budget
+    /// (with the record): then nothing is created, so a refused request leaves the budget untouched.
     fn first_record(&self, layout: Layout) -> Result<&'static Record, LeakError> {
-        let least = RequestCharge::of(layout)?.least.saturating_add(RequestCharge::LANE);
+        // A request that fits no lane is served in a block of its own (`arena::local::alloc`): its least charge.
+        let least = RequestCharge::of(layout)?.least;
         self.check_room(least)?;
         self.create_record()
     }
