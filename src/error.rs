@@ -19,15 +19,16 @@ use core::fmt;
 /// static TINY: LeakBudget = LeakBudget::new(0);
 /// let err = TINY.leak_str("no room").unwrap_err();
 /// assert!(matches!(err, LeakError::BudgetExceeded { limit: 0, remaining: 0, .. }));
-/// assert!(err.to_string().contains("raise the limit"));
+/// assert!(err.to_string().contains("raise this budget's limit"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LeakError {
     /// The request does not fit in what is left of a budget (the one it was made on, or an ancestor).
     #[error(
-        "leak budget `{budget}` exceeded: this request needs {requested} bytes but only {remaining} of its {limit} \
-         bytes remain; raise the limit (for the global budget, set LEAK_BUDGET, e.g. LEAK_BUDGET=512MiB)"
+        "leak budget `{budget}` exceeded: {}, but only {remaining} of its {limit} bytes remain; {}",
+        needs(*requested, *value),
+        advice(*global)
     )]
     BudgetExceeded {
         /// Name of the budget that refused: the one the request was made on, or the ancestor that had no room.
@@ -35,6 +36,13 @@ pub enum LeakError {
         /// Bytes the request would have charged: the value, alignment padding, and any bookkeeping it needed (a
         /// chunk header, a new lane, the budget's own record on first use).
         requested: usize,
+        /// Of `requested`, the bytes of the value itself (what `size_of_val` gives), so that the bookkeeping shows as
+        /// the difference. Equal to `requested` when the request is not for one value (a table's growth, a
+        /// child's record).
+        value: usize,
+        /// Whether the refusing budget is the [global budget](crate::LeakBudget::global), whose limit `LEAK_BUDGET`
+        /// sets: the message then says so.
+        global: bool,
         /// `limit - reserved` of the refusing budget when the request was refused.
         remaining: usize,
         /// The refusing budget's limit.
@@ -150,7 +158,51 @@ pub enum LeakError {
     },
 }
 
+/// What a refused request needed, for [`LeakError::BudgetExceeded`]'s message.
+fn needs(requested: usize, value: usize) -> String {
+    if value < requested {
+        format!(
+            "this {value}-byte value needs {requested} bytes with the budget's bookkeeping ({} for a chunk header, \
+             alignment padding, a lane or the budget's record)",
+            requested - value
+        )
+    } else {
+        format!("this request needs {requested} bytes")
+    }
+}
+
+/// What to do about a refusal, for [`LeakError::BudgetExceeded`]'s message.
+fn advice(global: bool) -> &'static str {
+    if global {
+        "raise the global budget's limit: set LEAK_BUDGET (e.g. LEAK_BUDGET=512MiB), or call \
+         LeakBudget::global().set_limit"
+    } else {
+        "raise this budget's limit where it is declared, or call set_limit on it"
+    }
+}
+
 impl LeakError {
+    /// The error of a request for `requested` bytes that a budget refused, `remaining` of its `limit` left.
+    pub(crate) const fn exceeded(
+        budget: &'static str,
+        global: bool,
+        requested: usize,
+        remaining: usize,
+        limit: usize,
+    ) -> Self {
+        Self::BudgetExceeded { budget, requested, value: requested, global, remaining, limit }
+    }
+
+    /// This error, for a request whose value itself is `value` bytes (the rest of `requested` is bookkeeping).
+    pub(crate) fn for_value(self, value: usize) -> Self {
+        match self {
+            Self::BudgetExceeded { budget, requested, global, remaining, limit, .. } => {
+                Self::BudgetExceeded { budget, requested, value: value.min(requested), global, remaining, limit }
+            }
+            other => other,
+        }
+    }
+
     /// The one way the crate reports a size that cannot be described: `len` elements of `elem_size` bytes (a single
     /// value, or a layout, is one element of its size).
     pub(crate) const fn size_overflow(elem_size: usize, len: usize) -> Self {

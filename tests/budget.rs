@@ -103,15 +103,42 @@ fn refused_value_comes_back_and_nothing_else_changes() {
 fn budget_exceeded_says_what_was_asked_what_was_left_and_what_to_do() {
     let budget = budget(4096);
     let error = budget.leak([0u8; 8192]).unwrap_err().into_parts().1;
-    let LeakError::BudgetExceeded { budget: name, requested, remaining, limit } = error.clone() else {
+    let LeakError::BudgetExceeded { budget: name, requested, value, remaining, limit, global } = error.clone() else {
         panic!("unexpected error {error:?}");
     };
-    assert_eq!((name, remaining, limit), ("test", 4096, 4096));
+    assert_eq!((name, value, remaining, limit, global), ("test", 8192, 4096, 4096, false));
     assert!(requested > 8192);
     let message = error.to_string();
-    for needle in ["`test`", &requested.to_string(), "4096", "raise the limit", "LEAK_BUDGET"] {
+    let bookkeeping = (requested - value).to_string();
+    for needle in
+        ["`test`", "8192-byte value", &requested.to_string(), &bookkeeping, "4096", "raise this budget's limit"]
+    {
         assert!(message.contains(needle), "{needle:?} missing from {message:?}");
     }
+    // The advice about LEAK_BUDGET is for the global budget only.
+    assert!(!message.contains("LEAK_BUDGET"), "{message}");
+}
+
+#[test]
+fn a_refusal_that_needs_no_bookkeeping_names_one_figure() {
+    // A table's growth or a child's record is not one value: `value` equals `requested`, and the message gives one
+    // figure.
+    let error =
+        LeakError::BudgetExceeded { budget: "b", requested: 100, value: 100, remaining: 10, limit: 50, global: false };
+    let message = error.to_string();
+    assert!(message.contains("this request needs 100 bytes, but only 10 of its 50 bytes remain"), "{message}");
+}
+
+#[test]
+fn only_the_global_budgets_refusals_advise_leak_budget() {
+    let child = LeakBudget::global().child("tiny child", 0).unwrap();
+    let message = child.leak(1u64).unwrap_err().error().to_string();
+    assert!(!message.contains("LEAK_BUDGET") && message.contains("set_limit"), "{message}");
+    // The global budget's own refusal names the variable.
+    let huge = LeakBudget::global().limit() + 1;
+    let error = LeakBudget::global().leak_layout(core::alloc::Layout::from_size_align(huge, 1).unwrap()).unwrap_err();
+    let LeakError::BudgetExceeded { global, .. } = error else { panic!("unexpected error {error:?}") };
+    assert!(global && error.to_string().contains("LEAK_BUDGET=512MiB"), "{error}");
 }
 
 #[test]

@@ -134,8 +134,9 @@ fn check_figures(budget: &LeakBudget) {
 /// now: a refusal changes nothing).
 fn check_refusal_error(budget: &LeakBudget, error: &LeakError) {
     match *error {
-        LeakError::BudgetExceeded { budget: name, requested, remaining, limit } => {
-            assert_eq!((name, limit), (NAME, budget.limit()), "{error}");
+        LeakError::BudgetExceeded { budget: name, requested, remaining, limit, value, global } => {
+            assert_eq!((name, limit, global), (NAME, budget.limit(), false), "{error}");
+            assert!(value <= requested, "{error}");
             assert_eq!(remaining, budget.remaining(), "{error}");
             assert!(requested > remaining, "{error}");
         }

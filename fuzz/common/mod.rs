@@ -161,7 +161,7 @@ pub fn check_figures(budget: &LeakBudget) {
 /// figures it has now: a refusal changes nothing.
 pub fn check_refusal_error(budget: &LeakBudget, error: &LeakError) {
     match *error {
-        LeakError::BudgetExceeded { budget: name, requested, remaining, limit } => {
+        LeakError::BudgetExceeded { budget: name, requested, remaining, limit, .. } => {
             assert_eq!((name, limit), (budget.name(), budget.limit()), "{error}");
             assert_eq!(remaining, budget.remaining(), "{error}");
             assert!(requested > remaining, "{error}");

@@ -163,7 +163,7 @@ impl Model {
 
     /// Checks that `error` is a refusal for lack of room by one of `budgets` (whose figures are unchanged since).
     fn check_refusal_by(error: &LeakError, budgets: &[&LeakBudget]) {
-        let LeakError::BudgetExceeded { budget: name, requested, remaining, limit } = *error else {
+        let LeakError::BudgetExceeded { budget: name, requested, remaining, limit, .. } = *error else {
             panic!("only refusals for lack of room are expected: {error}");
         };
         assert!(requested > remaining, "{error}");

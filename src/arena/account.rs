@@ -31,6 +31,8 @@ pub(crate) struct Account {
     pub(crate) name: &'static str,
     /// The parent's account, charged alongside this one unless `prepaid`. Immutable.
     pub(crate) parent: Option<&'static Account>,
+    /// The budget is the global one (for the advice in its errors). Immutable.
+    global: bool,
     /// The whole `limit` was charged to `parent` when this account was created, so this account's own charges stop
     /// here instead of going up the tree. Immutable.
     pub(crate) prepaid: bool,
@@ -56,6 +58,19 @@ pub(crate) struct Account {
     rejections: AtomicUsize,
 }
 
+/// What a budget declares about itself, fixed when its record is created (but the limit, which `set_limit` changes).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Terms {
+    /// The limit, in bytes.
+    pub(crate) limit: usize,
+    /// The name, for errors, statistics and reports.
+    pub(crate) name: &'static str,
+    /// Whether the whole limit is charged to the parent up front.
+    pub(crate) prepaid: bool,
+    /// Whether this is the global budget.
+    pub(crate) global: bool,
+}
+
 /// Levels of a charge (counted from the account charged, upwards) whose `peak` is raised only once every level
 /// accepted, from what the charge made their `reserved` reach: a charge that is rolled back never shows in their peak.
 ///
@@ -66,19 +81,15 @@ pub(crate) struct Account {
 pub(crate) const EXACT_PEAK_LEVELS: usize = 32;
 
 impl Account {
-    /// A fresh account whose record's own size, `self_cost`, is already charged to itself.
-    pub(crate) fn new(
-        limit: usize,
-        name: &'static str,
-        parent: Option<&'static Account>,
-        prepaid: bool,
-        self_cost: usize,
-    ) -> Self {
+    /// A fresh account on `terms`, under `parent`, whose record's own size, `self_cost`, is already charged to it.
+    pub(crate) fn new(terms: Terms, parent: Option<&'static Account>, self_cost: usize) -> Self {
+        let Terms { limit, name, prepaid, global } = terms;
         Self {
             limit: AtomicUsize::new(limit),
             name,
             parent,
             prepaid,
+            global,
             reserved: AtomicUsize::new(self_cost),
             own_charged: AtomicUsize::new(self_cost),
             own_refunded: AtomicUsize::new(0),
@@ -113,7 +124,7 @@ impl Account {
 
     /// The error of a request for `requested` bytes refused here, with `limit` and `reserved` as they were read.
     fn exceeded(&self, requested: usize, limit: usize, reserved: usize) -> LeakError {
-        LeakError::BudgetExceeded { budget: self.name, requested, remaining: limit.saturating_sub(reserved), limit }
+        LeakError::exceeded(self.name, self.global, requested, limit.saturating_sub(reserved), limit)
     }
 
     /// The limit.

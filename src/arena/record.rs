@@ -9,7 +9,7 @@
 
 use core::mem::size_of;
 
-use super::account::Account;
+use super::account::{Account, Terms};
 use super::block::{self, Blocks};
 use super::lane::{Lane, RequestCharge};
 use crate::error::LeakError;
@@ -47,19 +47,15 @@ impl Record {
 
     /// Creates a budget's record: checks that the record fits in the budget's own `limit`, charges the parent chain
     /// (the record's size, or the whole `limit` if `prepaid`), allocates, and registers it.
-    pub(crate) fn create(
-        limit: usize,
-        name: &'static str,
-        parent: Option<&'static Record>,
-        prepaid: bool,
-    ) -> Result<&'static Record, LeakError> {
+    pub(crate) fn create(terms: Terms, parent: Option<&'static Record>) -> Result<&'static Record, LeakError> {
+        let Terms { limit, name, prepaid, global } = terms;
         if Self::BYTES > limit {
-            return Err(LeakError::BudgetExceeded { budget: name, requested: Self::BYTES, remaining: limit, limit });
+            return Err(LeakError::exceeded(name, global, Self::BYTES, limit, limit));
         }
         let parent = parent.map(|parent| &parent.account);
         let upward = if prepaid { limit } else { Self::BYTES };
         let record = block::allocate_static(parent, upward, || Record {
-            account: Account::new(limit, name, parent, prepaid, Self::BYTES),
+            account: Account::new(terms, parent, Self::BYTES),
             blocks: Blocks::new(),
             lanes: AppendList::new(),
             next_registered: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()),

@@ -58,10 +58,7 @@ impl LeakBudget {
     /// }
     /// ```
     pub fn try_global() -> Result<&'static LeakBudget, LeakError> {
-        GLOBAL
-            .get_or_init(|| global_limit_from_env().map(|limit| LeakBudget::named("global", limit)))
-            .as_ref()
-            .map_err(Clone::clone)
+        GLOBAL.get_or_init(|| global_limit_from_env().map(LeakBudget::new_global)).as_ref().map_err(Clone::clone)
     }
 }
 

@@ -8,6 +8,7 @@ use core::fmt;
 use core::mem::{MaybeUninit, size_of};
 use core::ptr::{self, NonNull};
 
+use crate::arena::account::Terms;
 use crate::arena::block;
 use crate::arena::lane::RequestCharge;
 use crate::arena::local;
@@ -73,6 +74,8 @@ pub struct LeakBudget {
     pub(crate) parent: Option<&'static LeakBudget>,
     /// Charge the whole `limit` to `parent` up front, on first use. Immutable.
     pub(crate) prepaid: bool,
+    /// This is the global budget (its errors advise `LEAK_BUDGET`). Immutable.
+    global: bool,
     /// Null until the first charge, then this budget's accounting record, never changed again. Written once, with
     /// `SeqCst` (which includes `Release`), by the thread that wins `creating`.
     record: AtomicPtr<Record>,
@@ -152,6 +155,7 @@ impl LeakBudget {
                 name,
                 parent,
                 prepaid,
+                global: false,
                 record: AtomicPtr::new(ptr::null_mut()),
                 creating: AtomicUsize::new(0),
                 early_rejections: AtomicUsize::new(0),
@@ -856,9 +860,9 @@ impl LeakBudget {
     fn alloc_slow(&self, layout: Layout) -> Result<NonNull<u8>, LeakError> {
         let record = match self.existing_record() {
             Some(record) => record,
-            None => self.first_record(layout).map_err(|error| self.refuse(error))?,
+            None => self.first_record(layout).map_err(|error| self.refuse(error.for_value(layout.size())))?,
         };
-        local::alloc(record, layout).map_err(|error| self.refuse(error))
+        local::alloc(record, layout).map_err(|error| self.refuse(error.for_value(layout.size())))
     }
 
     /// Creates the record for the budget's first request, unless the request could not fit even in the empty budget
@@ -868,6 +872,16 @@ impl LeakBudget {
         let least = RequestCharge::of(layout)?.least;
         self.check_room(least)?;
         self.create_record()
+    }
+
+    /// What the record is created with: the limit last set, the name and the kind of budget.
+    fn terms(&self) -> Terms {
+        Terms { limit: self.limit.load(SeqCst), name: self.name, prepaid: self.prepaid, global: self.global }
+    }
+
+    /// The global budget: a root named `global` whose errors advise `LEAK_BUDGET`.
+    pub(crate) fn new_global(limit: usize) -> Self {
+        Self { global: true, ..Self::build(limit, "global", None, false) }
     }
 
     /// This budget's account, creating it (and its ancestors') on first use.
@@ -1008,7 +1022,7 @@ impl LeakBudget {
         if let Some(account) = self.existing_record() {
             return Ok(account);
         }
-        let account = Record::create(self.limit.load(SeqCst), self.name, parent, self.prepaid)?;
+        let account = Record::create(self.terms(), parent)?;
         // `SeqCst`: ordered with the refusers' increments and looks (the `early_rejections` invariant).
         self.record.store(ptr::from_ref(account).cast_mut(), SeqCst);
         // Requests refused before the record existed move into it, so the report (which only sees records) counts
@@ -1037,8 +1051,7 @@ impl LeakBudget {
             let needed = bytes.saturating_add(Self::RECORD_BYTES);
             let limit = level.limit.load(SeqCst);
             if needed > limit {
-                let budget = level.name;
-                return Err(LeakError::BudgetExceeded { budget, requested: needed, remaining: limit, limit });
+                return Err(LeakError::exceeded(level.name, level.global, needed, limit, limit));
             }
             match level.parent {
                 Some(parent) => {

@@ -180,7 +180,7 @@ impl LeakBudget {
         // exists, its `limit` stays charged to this budget for good.
         let needed = Self::max_charge_for(Layout::new::<LeakBudget>()).saturating_add(Self::RECORD_BYTES);
         if needed > limit {
-            return Err(LeakError::BudgetExceeded { budget: name, requested: needed, remaining: limit, limit });
+            return Err(LeakError::exceeded(name, false, needed, limit, limit));
         }
         child.register()?;
         // The handle moves into the child's own bytes: the slot's lifetime is `'static`, not tied to `child`.

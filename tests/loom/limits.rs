@@ -3,7 +3,10 @@
 //! (the change goes to the copy the record will be created from, under `creating`) and after (the account's limit).
 
 use loom::sync::Arc;
-use loom::sync::atomic::{AtomicBool, Ordering::{Acquire, Release}};
+use loom::sync::atomic::{
+    AtomicBool,
+    Ordering::{Acquire, Release},
+};
 use loom::thread;
 
 use crate::{Bounds, budget};
