@@ -6,7 +6,8 @@ use core::fmt;
 ///
 /// Each figure is exact when read. While other threads allocate, the figures are read one after another and may come
 /// from slightly different instants; with no concurrent allocation, `used <= reserved <= peak_reserved` and
-/// `reserved <= limit` hold exactly.
+/// `reserved <= limit` hold exactly (the latter unless [`set_limit`](crate::LeakBudget::set_limit) lowered the limit
+/// below what was already reserved).
 ///
 /// # Examples
 ///

@@ -29,8 +29,9 @@ use crate::sync::{
 ///
 /// - **Hard cap.** Every byte taken from the global allocator on the budget's behalf (chunks, dedicated blocks for
 ///   large values, per-thread lanes, the budget's own bookkeeping record, hash tables of interners and caches) is
-///   charged before it is allocated, with an atomic check, so [`reserved`](Self::reserved) `<=`
-///   [`limit`](Self::limit) at every instant, under any number of threads.
+///   charged before it is allocated, with an atomic check, so no byte is ever charged while it would leave
+///   [`reserved`](Self::reserved) above [`limit`](Self::limit), under any number of threads: `reserved <= limit` at
+///   every instant, unless [`set_limit`](Self::set_limit) lowered the limit below what was already reserved.
 /// - **Nothing lost.** A refused request changes nothing but the rejection counter, and gives a by-value argument
 ///   back ([`Rejected::into_inner`]).
 /// - **Fast.** Each thread bumps in a lane of its own: no lock and no shared write per allocation.
@@ -255,7 +256,8 @@ impl LeakBudget {
     }
 
     /// Bytes taken from the global allocator on this budget's behalf: chunks, dedicated blocks, lanes, bookkeeping,
-    /// tables, and whatever its children took. Never more than [`limit`](Self::limit).
+    /// tables, and whatever its children took. Never more than [`limit`](Self::limit), unless
+    /// [`set_limit`](Self::set_limit) lowered the limit below it (nothing is ever given back).
     ///
     /// # Examples
     ///

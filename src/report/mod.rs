@@ -35,7 +35,8 @@ pub use at_exit::{LEAK_BUDGET_REPORT_VAR, ReportAtExit, print_report, report_at_
 /// The figures of a snapshot add up even while other threads allocate: each entry's `total.reserved` is
 /// `own.reserved` plus each child's [`charged_to_parent`](ReportEntry::charged_to_parent), and `used`, `allocations`
 /// and `rejections` totals are sums likewise. The reserved figures are read so that they held together at one instant,
-/// so `total.reserved <= limit` for every entry; `used <= reserved` holds for every entry's own and total figures. See
+/// so `total.reserved <= limit` for every entry (unless [`set_limit`](LeakBudget::set_limit) lowered a limit below
+/// what was already reserved); `used <= reserved` holds for every entry's own and total figures. See
 /// `docs/tree.md` for how.
 ///
 /// # Examples
@@ -59,7 +60,8 @@ pub use at_exit::{LEAK_BUDGET_REPORT_VAR, ReportAtExit, print_report, report_at_
 pub struct Report {
     entries: Vec<ReportEntry>,
     /// Whether the figures were read at one instant (the double collect succeeded), rather than taken from the last
-    /// of 256 changed readings (`MAX_COLLECTS` in `collect.rs`). Only then is every total bounded by its limit. See `is_consistent`.
+    /// of 256 changed readings (`MAX_COLLECTS` in `collect.rs`). Only then is every total bounded by its limit (one
+    /// lowered below what was reserved aside). See `is_consistent`.
     consistent: bool,
 }
 
@@ -295,7 +297,9 @@ impl Report {
     /// Whether the figures were read at one instant. This is the rule: a report retries while the counters change
     /// between its two readings, and only if they keep changing through 256 readings in a row (constant churn of
     /// chunks) does it use the last one. Such a report still adds up, but a total or peak may exceed its limit by
-    /// bytes given back and taken again while it was read; a consistent report never does.
+    /// bytes given back and taken again while it was read; a consistent report never does (but where
+    /// [`set_limit`](LeakBudget::set_limit) lowered a limit below what was already reserved: the report shows that
+    /// state as it is).
     ///
     /// # Examples
     ///
