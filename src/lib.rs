@@ -1,3 +1,6 @@
+// The README's links point to docs.rs, for GitHub and crates.io; these definitions come first, and the first
+// definition of a link wins, so in the crate's own docs the same links resolve to its items.
+#![doc = include_str!("readme_links.md")]
 #![doc = include_str!("../README.md")]
 #![deny(
     unsafe_op_in_unsafe_fn,
