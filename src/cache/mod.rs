@@ -49,6 +49,8 @@ use core::ops::Deref;
 use core::panic::{RefUnwindSafe, UnwindSafe};
 use core::ptr::{self, NonNull};
 
+use crate::budget::LeakBudget;
+use crate::error::{LeakError, Rejected};
 use crate::hash::{HashState as RandomState, hash_state};
 use crate::marker::StoresShared;
 use crate::sync::{
@@ -59,7 +61,6 @@ use crate::sync::{
 use crate::table::{Found, Table};
 
 mod pending;
-use crate::{LeakBudget, LeakError, Rejected};
 use pending::{Pending, Registration, Stripe};
 
 /// Hit counters: `1 << HIT_BITS`, one per cache-line pair, a thread counting in the one its identity hashes to.

@@ -27,6 +27,8 @@ use core::ops::Deref;
 use core::panic::{RefUnwindSafe, UnwindSafe};
 use core::ptr::{self, NonNull};
 
+use crate::budget::LeakBudget;
+use crate::error::{LeakError, Rejected};
 use crate::hash::{HashState as RandomState, hash_bytes, hash_state};
 use crate::marker::StoresShared;
 use crate::sync::{
@@ -35,7 +37,6 @@ use crate::sync::{
     UserCode, loom_const_fn,
 };
 use crate::table::{Found, Table};
-use crate::{LeakBudget, LeakError, Rejected};
 
 /// Types an [`Interner`] can hold: `str`, slices `[T]` of `T: Copy + Hash + Eq` (so `[u8]` too), and sized
 /// `T: Hash + Eq + Clone`. Sealed: the crate controls how each is laid out in the budget.
@@ -52,7 +53,8 @@ mod sealed {
     use core::ptr::{self, NonNull};
 
     use super::{RandomState, bytes_equal, hash_bytes, leaked_memory, read_varint, varint_len, write_varint};
-    use crate::{LeakBudget, LeakError};
+    use crate::budget::LeakBudget;
+    use crate::error::LeakError;
 
     /// How a value is stored as an entry, compared with one, and found again. Private to the crate.
     pub trait Entry: 'static {

@@ -30,12 +30,13 @@ use core::marker::PhantomData;
 use core::panic::{RefUnwindSafe, UnwindSafe};
 use core::ptr::{self, NonNull};
 
+use crate::budget::LeakBudget;
+use crate::error::{LeakError, Rejected};
 use crate::sync::{
     AtomicPtr, Condvar, Mutex,
     Ordering::{Acquire, Relaxed, Release},
     UnsafeCell, loom_const_fn, thread_token,
 };
-use crate::{LeakBudget, LeakError, Rejected};
 
 /// A once-cell whose value is leaked into a [`LeakBudget`]: it hands out `&'static T`, from any thread, even when
 /// the cell itself is a local or a field rather than a `static`.

@@ -31,12 +31,13 @@ use core::alloc::Layout;
 use core::mem::{align_of, size_of};
 use core::ptr::{self, NonNull};
 
+use crate::budget::LeakBudget;
+use crate::error::{LeakError, Rejected};
 use crate::sync::{
     AtomicPtr, AtomicUsize, CachePadded, Mutex,
     Ordering::{Acquire, Relaxed, Release},
     UserCode,
 };
-use crate::{LeakBudget, LeakError, Rejected};
 
 /// Shards: `1 << SHARD_BITS`. Each has its own lock and directory, so inserts into different shards never contend.
 /// (Loom models use one shard and smaller buckets, so that a handful of inserts reaches a split.)
