@@ -35,9 +35,9 @@
 //! also orders an entry's insertion before the wake-up of the threads that waited for it. `full` is set with
 //! `Release` after the refusal is stored under its lock. The counters are `Relaxed`: they are statistics.
 //!
-//! [`Table::find`]: crate::table::Table::find
-//! [`Table::find_locked`]: crate::table::Table::find_locked
-//! [`Table::find_or_insert`]: crate::table::Table::find_or_insert
+//! [`Table::find`]: crate::table::TypedTable::find
+//! [`Table::find_locked`]: crate::table::TypedTable::find_locked
+//! [`Table::find_or_insert`]: crate::table::TypedTable::find_or_insert
 
 use core::alloc::Layout;
 use core::borrow::Borrow;
@@ -58,7 +58,7 @@ use crate::sync::{
     Ordering::{Acquire, Relaxed, Release},
     UserCode, loom_const_fn, thread_token,
 };
-use crate::table::{Found, Table};
+use crate::table::{EntryKind, EntryRef, Insert, TypedTable};
 
 mod pending;
 use pending::{Pending, Registration, Stripe};
@@ -92,17 +92,6 @@ struct Entry<K, V> {
 }
 
 impl<K, V> Entry<K, V> {
-    /// The entry behind a pointer the cache's table handed out.
-    ///
-    /// # Safety
-    /// `entry` must come from the table of a `StaticCache<K, V>`: every entry in it is a published `Entry<K, V>`,
-    /// never freed (the [`State::table`] invariant).
-    #[inline(always)]
-    unsafe fn from_table(entry: NonNull<u8>) -> &'static Self {
-        // SAFETY: the caller's guarantee: a fully written `Entry<K, V>` that lives as long as the process.
-        unsafe { entry.cast::<Self>().as_ref() }
-    }
-
     /// Whether this entry is for `key`, whose hash is `hash`: the stored hash first, so that the user's `Eq` runs
     /// only on a (64-bit) hash match.
     #[inline(always)]
@@ -111,6 +100,31 @@ impl<K, V> Entry<K, V> {
         K: Borrow<Q>,
     {
         self.hash == hash && self.key.borrow() == key
+    }
+}
+
+impl<K: 'static, V: 'static> EntryKind for Entry<K, V> {
+    type Head = Self;
+}
+
+// SAFETY: `make` returns an `Entry<K, V>` leaked with `LeakBudget::leak`: fully written, never freed, and never written
+// again (the `&'static mut` is turned into a pointer, covering the whole entry, and not kept).
+unsafe impl<K: Eq + 'static, V: 'static> Insert<Entry<K, V>> for Entry<K, V> {
+    fn matches(&self, entry: EntryRef<Self>) -> bool {
+        entry.get().matches(self.hash, &self.key)
+    }
+
+    /// The stored hash: runs no user code, so it cannot panic.
+    fn rehash(&self, entry: EntryRef<Self>) -> u64 {
+        entry.get().hash
+    }
+
+    fn layout(&self) -> Layout {
+        Layout::new::<Self>()
+    }
+
+    fn make(self, budget: &LeakBudget) -> Result<NonNull<Self>, Rejected<Self>> {
+        budget.leak(self).map(NonNull::from)
     }
 }
 
@@ -134,28 +148,25 @@ impl Counts {
 }
 
 /// What a cache keeps in its budget, created on its first miss.
-struct State<K> {
+struct State<K, V> {
     /// The budget everything is charged to. Immutable.
     budget: &'static LeakBudget,
     /// Hashes keys; randomly seeded per cache.
     hasher: RandomState,
-    /// The cached entries.
-    ///
-    /// Invariant: holds only entries of this cache's `Entry<K, V>`, each leaked into `budget` and fully written
-    /// before it was inserted.
-    table: Table,
+    /// The cached entries, each leaked into `budget`.
+    table: TypedTable<Entry<K, V>>,
     /// Hits, striped by thread so that threads hitting the same key write different cache lines.
     hits: [CachePadded<AtomicUsize>; 1 << HIT_BITS],
     counts: CachePadded<Counts>,
     stripes: [Stripe<K>; WAIT_STRIPES],
 }
 
-impl<K> State<K> {
+impl<K: 'static, V: 'static> State<K, V> {
     fn new(budget: &'static LeakBudget) -> Self {
         Self {
             budget,
             hasher: hash_state(),
-            table: Table::new(),
+            table: TypedTable::new(),
             hits: core::array::from_fn(|_| CachePadded::new(AtomicUsize::new(0))),
             counts: CachePadded::new(Counts::new()),
             stripes: core::array::from_fn(|_| Stripe::new()),
@@ -472,7 +483,7 @@ pub struct StaticCache<K: 'static, V: 'static> {
     budget: Option<&'static LeakBudget>,
     /// Null until the first miss, then this cache's state in the budget, never changed again. Written once, with
     /// `Release`, under `init`.
-    state: AtomicPtr<State<K>>,
+    state: AtomicPtr<State<K, V>>,
     /// Set, never cleared, once the budget has refused the cache something (the refusal is in `refusal` first):
     /// from then on misses are not stored and the budget is not asked again.
     full: AtomicBool,
@@ -635,7 +646,7 @@ impl<K: 'static, V: 'static> StaticCache<K, V> {
         stats
     }
 
-    fn existing_state(&self) -> Option<&'static State<K>> {
+    fn existing_state(&self) -> Option<&'static State<K, V>> {
         // SAFETY: null or a `State` leaked into the budget, published with `Release` (read with `Acquire`), never
         // freed.
         unsafe { self.state.load(Acquire).as_ref() }
@@ -643,7 +654,7 @@ impl<K: 'static, V: 'static> StaticCache<K, V> {
 
     /// Creates the state on the first miss, or refuses (then the caller marks the cache full).
     #[cold]
-    fn create_state(&self) -> Result<&'static State<K>, LeakError> {
+    fn create_state(&self) -> Result<&'static State<K, V>, LeakError> {
         let _creating = self.init.lock();
         if let Some(state) = self.existing_state() {
             return Ok(state);
@@ -653,7 +664,7 @@ impl<K: 'static, V: 'static> StaticCache<K, V> {
             return Err(self.refusal());
         }
         let budget = self.budget.map_or_else(LeakBudget::try_global, Ok)?;
-        let state: &'static State<K> = budget.leak_with(|| State::new(budget))?;
+        let state: &'static State<K, V> = budget.leak_with(|| State::new(budget))?;
         self.state.store(ptr::from_ref(state).cast_mut(), Release);
         Ok(state)
     }
@@ -699,13 +710,11 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
     {
         let state = self.existing_state()?;
         let hash = state.hasher.hash_one(key);
-        // SAFETY: entries in the table are `Entry<K, V>` (the `State::table` invariant).
-        let matches = |entry| unsafe { Entry::<K, V>::from_table(entry) }.matches(hash, key);
+        let matches = |entry: EntryRef<Entry<K, V>>| entry.get().matches(hash, key);
         // A lock-free miss can be a concurrent split moving the entry: confirm misses under the lock.
         let entry =
             state.table.find(hash, matches).or_else(|| state.table.find_locked(Self::user_code(), hash, matches))?;
-        // SAFETY: as above.
-        Some(&unsafe { Entry::<K, V>::from_table(entry) }.value)
+        Some(&entry.get().value)
     }
 
     /// The cached value for `key`, or `f(&key)`: cached if the budget can hold it, handed back as
@@ -820,12 +829,9 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
     fn get_or_compute<E>(&self, key: K, f: impl FnOnce(&K) -> Result<V, E>) -> Result<Cached<V>, E> {
         let Some(state) = self.existing_state() else { return self.first_miss(key, f) };
         let hash = state.hasher.hash_one(&key);
-        // SAFETY: entries in the table are `Entry<K, V>` (the `State::table` invariant).
-        let matches = |entry| unsafe { Entry::<K, V>::from_table(entry) }.matches(hash, &key);
-        if let Some(entry) = state.table.find(hash, matches) {
+        if let Some(entry) = state.table.find(hash, |entry| entry.get().matches(hash, &key)) {
             state.count_hit();
-            // SAFETY: as above.
-            return Ok(Cached::Static(&unsafe { Entry::<K, V>::from_table(entry) }.value));
+            return Ok(Cached::Static(&entry.get().value));
         }
         self.miss(state, hash, key, f)
     }
@@ -860,13 +866,12 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
     #[inline(never)]
     fn miss<E>(
         &self,
-        state: &'static State<K>,
+        state: &'static State<K, V>,
         hash: u64,
         key: K,
         f: impl FnOnce(&K) -> Result<V, E>,
     ) -> Result<Cached<V>, E> {
-        // SAFETY: entries in the table are `Entry<K, V>` (the `State::table` invariant).
-        let matches = |entry| unsafe { Entry::<K, V>::from_table(entry) }.matches(hash, &key);
+        let matches = |entry: EntryRef<Entry<K, V>>| entry.get().matches(hash, &key);
         let stripe = state.stripe(hash);
         let me = thread_token();
         let mut pending = stripe.pending.lock();
@@ -877,8 +882,7 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
             if let Some(entry) = state.table.find_locked(Self::user_code(), hash, matches) {
                 drop(pending);
                 state.count_hit();
-                // SAFETY: as above.
-                return Ok(Cached::Static(&unsafe { Entry::<K, V>::from_table(entry) }.value));
+                return Ok(Cached::Static(&entry.get().value));
             }
             if self.is_full() {
                 drop(pending);
@@ -907,36 +911,17 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
             state.counts.degraded.fetch_add(1, Relaxed);
             return Ok(Cached::Owned(value));
         }
-        let budget = state.budget;
-        let inserted = state.table.find_or_insert(
-            Self::user_code(),
-            budget,
-            hash,
-            // SAFETY: entries in the table are `Entry<K, V>` (the `State::table` invariant).
-            |(key, _): &(K, V), entry| unsafe { Entry::<K, V>::from_table(entry) }.matches(hash, key),
-            // SAFETY: as above; reading the stored hash runs no user code, so it cannot panic.
-            |entry| unsafe { Entry::<K, V>::from_table(entry) }.hash,
-            Layout::new::<Entry<K, V>>(),
-            (key, value),
-            |(key, value)| match budget.leak(Entry { hash, key, value }) {
-                Ok(entry) => Ok(NonNull::from(entry).cast()),
-                Err(rejected) => Err(rejected.map(|entry| (entry.key, entry.value))),
-            },
-        );
+        let inserted = state.table.find_or_insert(Self::user_code(), state.budget, hash, Entry { hash, key, value });
         // Inserted (or refused) before the waiters are woken, so they find the entry (or the cache full).
         let answer = match inserted {
             // Nobody else inserts this key while this thread's record is linked, but a `Hash` and `Eq` that disagree
-            // could make another key look equal: keep what is there, as a look-up would.
-            Ok(Found::Inserted(entry) | Found::Existing(entry, _)) => {
-                // SAFETY: the table has just handed out one of its entries, an `Entry<K, V>` (the `State::table`
-                // invariant; `make` above writes exactly that).
-                Cached::Static(&unsafe { Entry::<K, V>::from_table(entry) }.value)
-            }
+            // could make another key look equal: keep what is there (the new entry is dropped), as a look-up would.
+            Ok(entry) => Cached::Static(&entry.get().value),
             Err(rejected) => {
-                let ((_, value), error) = rejected.into_parts();
+                let (entry, error) = rejected.into_parts();
                 self.refused(error);
                 state.counts.degraded.fetch_add(1, Relaxed);
-                Cached::Owned(value)
+                Cached::Owned(entry.value)
             }
         };
         drop(registration);

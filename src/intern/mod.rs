@@ -36,7 +36,7 @@ use crate::sync::{
     Ordering::{Acquire, Release},
     UserCode, loom_const_fn,
 };
-use crate::table::{Found, Table};
+use crate::table::{EntryRef, Insert, TypedTable};
 
 /// Types an [`Interner`] can hold: `str`, slices `[T]` of `T: Copy + Hash + Eq` (so `[u8]` too), and sized
 /// `T: Hash + Eq + Clone`. Sealed: the crate controls how each is laid out in the budget.
@@ -55,34 +55,72 @@ mod sealed {
     use super::{RandomState, bytes_equal, hash_bytes, leaked_memory, read_varint, varint_len, write_varint};
     use crate::budget::LeakBudget;
     use crate::error::LeakError;
+    use crate::table::{EntryKind, EntryRef};
 
-    /// How a value is stored as an entry, compared with one, and found again. Private to the crate.
-    pub trait Entry: 'static {
+    /// The kind of entry an `Interner<T>`'s table holds: `T`'s [`Record`](Entry::Record).
+    pub struct Values<T: ?Sized>(core::marker::PhantomData<fn(&T)>);
+
+    impl<T: ?Sized> core::fmt::Debug for Values<T> {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.write_str("Values")
+        }
+    }
+
+    impl<T: ?Sized + Entry> EntryKind for Values<T> {
+        type Head = T::Record;
+    }
+
+    /// How a value is stored as an entry of kind [`Record`](Entry::Record), compared with one, and found again.
+    /// Private to the crate.
+    ///
+    /// # Safety
+    ///
+    /// [`leak_entry`](Entry::leak_entry) must return a fully written entry of kind `Record`, laid out as `Record`'s
+    /// documentation says (which is what [`value`](Entry::value), [`matches`](Entry::matches) and
+    /// [`entry_hash`](Entry::entry_hash) read), never written or freed afterwards, with provenance over all of it.
+    pub unsafe trait Entry: 'static {
+        /// The kind of entry the interner's table holds for this type.
+        type Record: 'static;
         /// The hash of `value` under the interner's hasher. May panic (a user `Hash`).
         fn hash_with(&self, hasher: &RandomState) -> u64;
         /// The layout of an entry holding `self`, or `None` if it is too large.
         fn entry_layout(&self) -> Option<Layout>;
         /// Leaks an entry holding a copy of `self` (with `hash`) into `budget`, laid out as `entry_layout` says. May
         /// panic (a user `Clone`), but only before anything is allocated.
-        fn leak_entry(&self, hash: u64, budget: &LeakBudget) -> Result<NonNull<u8>, LeakError>;
+        fn leak_entry(&self, hash: u64, budget: &LeakBudget) -> Result<NonNull<Self::Record>, LeakError>;
         /// The value held by `entry`.
-        ///
-        /// # Safety
-        /// `entry` must point to an entry written by `write_entry` for this type, which is never freed.
-        unsafe fn from_entry(entry: NonNull<u8>) -> &'static Self;
+        fn value(entry: EntryRef<Values<Self>>) -> &'static Self;
         /// The hash that `entry` was inserted with. Must not panic.
-        ///
-        /// # Safety
-        /// As for [`from_entry`](Entry::from_entry).
-        unsafe fn entry_hash(entry: NonNull<u8>, hasher: &RandomState) -> u64;
+        fn entry_hash(entry: EntryRef<Values<Self>>, hasher: &RandomState) -> u64;
         /// Whether `entry` holds a value equal to `self`. May panic (a user `Eq`).
-        ///
-        /// # Safety
-        /// As for [`from_entry`](Entry::from_entry).
-        unsafe fn matches(&self, entry: NonNull<u8>) -> bool;
+        fn matches(&self, entry: EntryRef<Values<Self>>) -> bool;
     }
 
-    impl Entry for str {
+    /// The entry of a `str`: the length as LEB128 (this is its first byte), then the bytes. An
+    /// [`EntryRef<Values<str>>`](EntryRef) points to the first byte of a whole entry.
+    #[derive(Debug)]
+    pub struct StrEntry {
+        _length_starts: u8,
+    }
+
+    impl StrEntry {
+        /// The string of `entry`.
+        #[inline]
+        fn bytes(entry: EntryRef<Values<str>>) -> &'static [u8] {
+            // SAFETY: an `EntryRef<Values<str>>` points to a whole `str` entry (the `Insert` contract, which `leak_entry`
+            // below fulfils): a complete varint length, then that many bytes, never freed.
+            unsafe {
+                let (len, bytes) = read_varint(entry.as_ptr().cast::<u8>());
+                core::slice::from_raw_parts(bytes.as_ptr(), len)
+            }
+        }
+    }
+
+    // SAFETY: `leak_entry` writes the varint length and then the bytes into fresh memory of `entry_layout`, as
+    // `StrEntry` lays them out; the memory is leaked (never freed) and not written again.
+    unsafe impl Entry for str {
+        type Record = StrEntry;
+
         #[inline]
         fn hash_with(&self, hasher: &RandomState) -> u64 {
             hash_bytes(hasher, self.as_bytes())
@@ -92,7 +130,7 @@ mod sealed {
             Layout::from_size_align(varint_len(self.len()).checked_add(self.len())?, 1).ok()
         }
 
-        fn leak_entry(&self, _hash: u64, budget: &LeakBudget) -> Result<NonNull<u8>, LeakError> {
+        fn leak_entry(&self, _hash: u64, budget: &LeakBudget) -> Result<NonNull<StrEntry>, LeakError> {
             let layout = self.entry_layout().ok_or(LeakError::SizeOverflow { elem_size: 1, len: self.len() })?;
             let memory = leaked_memory(budget, layout)?;
             // SAFETY: `memory` is fresh and has room for the length's varint and the bytes (`entry_layout`).
@@ -100,46 +138,45 @@ mod sealed {
                 let bytes = write_varint(memory, self.len());
                 ptr::copy_nonoverlapping(self.as_ptr(), bytes.as_ptr(), self.len());
             }
-            Ok(memory)
+            Ok(memory.cast())
         }
 
         #[inline]
-        unsafe fn from_entry(entry: NonNull<u8>) -> &'static Self {
-            // SAFETY: the caller guarantees a `str` entry: a varint length, then that many bytes copied from a `str`.
-            unsafe {
-                let (len, bytes) = read_varint(entry);
-                core::str::from_utf8_unchecked(core::slice::from_raw_parts(bytes.as_ptr(), len))
-            }
+        fn value(entry: EntryRef<Values<str>>) -> &'static Self {
+            // SAFETY: the bytes were copied from a `str` (`leak_entry`), so they are UTF-8.
+            unsafe { core::str::from_utf8_unchecked(StrEntry::bytes(entry)) }
         }
 
-        unsafe fn entry_hash(entry: NonNull<u8>, hasher: &RandomState) -> u64 {
-            // SAFETY: the caller's guarantee.
-            hash_bytes(hasher, unsafe { Self::from_entry(entry) }.as_bytes())
+        fn entry_hash(entry: EntryRef<Values<str>>, hasher: &RandomState) -> u64 {
+            hash_bytes(hasher, StrEntry::bytes(entry))
         }
 
         #[inline]
-        unsafe fn matches(&self, entry: NonNull<u8>) -> bool {
-            // SAFETY: the caller's guarantee; the length is compared before any byte is read past it.
-            unsafe {
-                let (len, bytes) = read_varint(entry);
-                len == self.len() && bytes_equal(core::slice::from_raw_parts(bytes.as_ptr(), len), self.as_bytes())
-            }
+        fn matches(&self, entry: EntryRef<Values<str>>) -> bool {
+            let bytes = StrEntry::bytes(entry);
+            bytes.len() == self.len() && bytes_equal(bytes, self.as_bytes())
         }
     }
 
-    /// Header of a slice entry; the elements follow at `slice_layout`'s offset.
+    /// The entry of a slice of `T`: this header, then `len` elements at `slice_layout`'s offset.
     #[repr(C)]
-    struct SliceHeader {
+    #[derive(Debug)]
+    pub struct SliceEntry<T> {
         hash: u64,
         len: usize,
+        elements: core::marker::PhantomData<[T; 0]>,
     }
 
     fn slice_layout<T>(len: usize) -> Option<(Layout, usize)> {
-        let (layout, offset) = Layout::new::<SliceHeader>().extend(Layout::array::<T>(len).ok()?).ok()?;
+        let (layout, offset) = Layout::new::<SliceEntry<T>>().extend(Layout::array::<T>(len).ok()?).ok()?;
         Some((layout.pad_to_align(), offset))
     }
 
-    impl<T: Copy + Hash + Eq + 'static> Entry for [T] {
+    // SAFETY: `leak_entry` writes the header and then the elements into fresh memory of `slice_layout`, as
+    // `SliceEntry` lays them out; the memory is leaked (never freed) and not written again.
+    unsafe impl<T: Copy + Hash + Eq + 'static> Entry for [T] {
+        type Record = SliceEntry<T>;
+
         fn hash_with(&self, hasher: &RandomState) -> u64 {
             hasher.hash_one(self)
         }
@@ -148,47 +185,52 @@ mod sealed {
             slice_layout::<T>(self.len()).map(|(layout, _)| layout)
         }
 
-        fn leak_entry(&self, hash: u64, budget: &LeakBudget) -> Result<NonNull<u8>, LeakError> {
+        fn leak_entry(&self, hash: u64, budget: &LeakBudget) -> Result<NonNull<SliceEntry<T>>, LeakError> {
             let (layout, offset) = slice_layout::<T>(self.len())
                 .ok_or(LeakError::SizeOverflow { elem_size: size_of::<T>(), len: self.len() })?;
             let memory = leaked_memory(budget, layout)?;
             // SAFETY: `memory` is fresh, aligned for the header and has room for the elements at `offset`; `T: Copy`.
             unsafe {
-                memory.cast::<SliceHeader>().write(SliceHeader { hash, len: self.len() });
+                memory.cast::<SliceEntry<T>>().write(SliceEntry {
+                    hash,
+                    len: self.len(),
+                    elements: core::marker::PhantomData,
+                });
                 ptr::copy_nonoverlapping(self.as_ptr(), memory.add(offset).cast::<T>().as_ptr(), self.len());
             }
-            Ok(memory)
+            Ok(memory.cast())
         }
 
-        unsafe fn from_entry(entry: NonNull<u8>) -> &'static Self {
-            // SAFETY: the caller guarantees a slice entry of `T`, written by `write_entry`: a header, then `len`
-            // elements at the layout's offset.
-            unsafe {
-                let len = entry.cast::<SliceHeader>().as_ref().len;
-                let (_, offset) = slice_layout::<T>(len).expect("the entry exists, so its layout does");
-                core::slice::from_raw_parts(entry.add(offset).cast::<T>().as_ptr(), len)
-            }
+        fn value(entry: EntryRef<Values<[T]>>) -> &'static Self {
+            let len = entry.get().len;
+            let (_, offset) = slice_layout::<T>(len).expect("the entry exists, so its layout does");
+            // SAFETY: an `EntryRef<Values<[T]>>` points to a whole slice entry (the `Insert` contract, which
+            // `leak_entry` above fulfils): `len` elements of `T` at `offset`, never freed or written again.
+            unsafe { core::slice::from_raw_parts(entry.as_ptr().cast::<u8>().add(offset).cast::<T>().as_ptr(), len) }
         }
 
-        unsafe fn entry_hash(entry: NonNull<u8>, _hasher: &RandomState) -> u64 {
-            // SAFETY: the caller guarantees a slice entry.
-            unsafe { entry.cast::<SliceHeader>().as_ref().hash }
+        fn entry_hash(entry: EntryRef<Values<[T]>>, _hasher: &RandomState) -> u64 {
+            entry.get().hash
         }
 
-        unsafe fn matches(&self, entry: NonNull<u8>) -> bool {
-            // SAFETY: the caller guarantees a slice entry of `T`.
-            unsafe { Self::from_entry(entry) == self }
+        fn matches(&self, entry: EntryRef<Values<[T]>>) -> bool {
+            Self::value(entry) == self
         }
     }
 
-    /// A sized value's entry.
+    /// The entry of a sized value.
     #[repr(C)]
+    #[derive(Debug)]
     pub struct SizedEntry<T> {
         pub hash: u64,
         pub value: T,
     }
 
-    impl<T: Hash + Eq + Clone + 'static> Entry for T {
+    // SAFETY: `leak_entry` leaks a `SizedEntry<T>` with `LeakBudget::leak`: fully written, never freed, not written
+    // again.
+    unsafe impl<T: Hash + Eq + Clone + 'static> Entry for T {
+        type Record = SizedEntry<T>;
+
         fn hash_with(&self, hasher: &RandomState) -> u64 {
             hasher.hash_one(self)
         }
@@ -197,31 +239,28 @@ mod sealed {
             Some(Layout::new::<SizedEntry<T>>())
         }
 
-        fn leak_entry(&self, hash: u64, budget: &LeakBudget) -> Result<NonNull<u8>, LeakError> {
+        fn leak_entry(&self, hash: u64, budget: &LeakBudget) -> Result<NonNull<SizedEntry<T>>, LeakError> {
             // Clone first: a panicking `Clone` then leaves nothing allocated.
             let value = self.clone();
             let entry = budget.leak(SizedEntry { hash, value }).map_err(|rejected| rejected.into_parts().1)?;
-            Ok(NonNull::from(entry).cast())
+            Ok(NonNull::from(entry))
         }
 
-        unsafe fn from_entry(entry: NonNull<u8>) -> &'static Self {
-            // SAFETY: the caller guarantees a `SizedEntry<T>` that is never freed.
-            unsafe { &entry.cast::<SizedEntry<T>>().as_ref().value }
+        fn value(entry: EntryRef<Values<T>>) -> &'static Self {
+            &entry.get().value
         }
 
-        unsafe fn entry_hash(entry: NonNull<u8>, _hasher: &RandomState) -> u64 {
-            // SAFETY: the caller guarantees a `SizedEntry<T>`.
-            unsafe { entry.cast::<SizedEntry<T>>().as_ref().hash }
+        fn entry_hash(entry: EntryRef<Values<T>>, _hasher: &RandomState) -> u64 {
+            entry.get().hash
         }
 
-        unsafe fn matches(&self, entry: NonNull<u8>) -> bool {
-            // SAFETY: the caller guarantees a `SizedEntry<T>`.
-            unsafe { Self::from_entry(entry) == self }
+        fn matches(&self, entry: EntryRef<Values<T>>) -> bool {
+            Self::value(entry) == self
         }
     }
 }
 
-use sealed::{Entry, SizedEntry};
+use sealed::{SizedEntry, Values};
 
 /// `layout` bytes leaked into `budget`, as a pointer.
 fn leaked_memory(budget: &LeakBudget, layout: Layout) -> Result<NonNull<u8>, LeakError> {
@@ -321,7 +360,7 @@ unsafe fn read_varint(memory: NonNull<u8>) -> (usize, NonNull<u8>) {
 /// # Ok::<(), leak_budget::LeakError>(())
 /// ```
 pub struct Interned<T: ?Sized + Internable> {
-    /// Points to a published entry of type `T`, which is never freed.
+    /// An [`EntryRef<Values<T>>`](EntryRef), erased so that `T`'s variance is decided below, not by `T::Record`.
     entry: NonNull<u8>,
     /// Covariant in `T`, as `&'static T` is: a handle only reads its value, and nothing can be stored through it, so
     /// viewing it at a supertype of `T` is as sound as widening a `&'static T`. The containers that store values are
@@ -330,10 +369,8 @@ pub struct Interned<T: ?Sized + Internable> {
 }
 
 impl<T: ?Sized + Internable> Interned<T> {
-    /// # Safety
-    /// `entry` must be a published entry of type `T`.
-    unsafe fn from_entry(entry: NonNull<u8>) -> Self {
-        Self { entry, values: PhantomData }
+    fn new(entry: EntryRef<Values<T>>) -> Self {
+        Self { entry: entry.erase(), values: PhantomData }
     }
 
     /// The interned value, for as long as the process runs.
@@ -347,8 +384,8 @@ impl<T: ?Sized + Internable> Interned<T> {
     /// ```
     #[must_use]
     pub fn as_static(self) -> &'static T {
-        // SAFETY: `entry` is a published entry of type `T` (the field's invariant), never freed.
-        unsafe { T::from_entry(self.entry) }
+        // SAFETY: `entry` was erased from an `EntryRef<Values<T>>` (the field's invariant).
+        T::value(unsafe { EntryRef::from_erased(self.entry) })
     }
 }
 
@@ -426,9 +463,9 @@ impl<T: ?Sized + Internable + fmt::Display> fmt::Display for Interned<T> {
 
 /// What an interner keeps in its budget: the hasher (randomly seeded per interner) and the table.
 #[derive(Debug)]
-struct State {
+struct State<T: ?Sized> {
     hasher: RandomState,
-    table: Table,
+    table: TypedTable<Values<T>>,
 }
 
 /// A thread-safe interner whose values *and* index live in a [`LeakBudget`].
@@ -486,7 +523,7 @@ pub struct Interner<T: ?Sized + 'static> {
     /// The budget everything is charged to; `None` for the global budget.
     budget: Option<&'static LeakBudget>,
     /// Null until the first `intern`, then this interner's state in the budget, never changed again.
-    state: AtomicPtr<State>,
+    state: AtomicPtr<State<T>>,
     /// Serialises creating `state`, so it is created (and charged) once.
     init: Mutex<()>,
     /// Invariant in `T` (values of `T` are stored and handed out again), and `Send`/`Sync` exactly when `&T` is: see
@@ -556,20 +593,20 @@ impl<T: ?Sized + 'static> Interner<T> {
         self.budget.map_or_else(LeakBudget::try_global, Ok)
     }
 
-    fn existing_state(&self) -> Option<&'static State> {
+    fn existing_state(&self) -> Option<&'static State<T>> {
         // SAFETY: null or a `State` leaked into the budget, published with `Release` (read with `Acquire`), never
         // freed.
         unsafe { self.state.load(Acquire).as_ref() }
     }
 
     #[cold]
-    fn create_state(&self) -> Result<&'static State, LeakError> {
+    fn create_state(&self) -> Result<&'static State<T>, LeakError> {
         let _creating = self.init.lock();
         if let Some(state) = self.existing_state() {
             return Ok(state);
         }
-        let state: &'static State =
-            self.resolve_budget()?.leak_with(|| State { hasher: hash_state(), table: Table::new() })?;
+        let state: &'static State<T> =
+            self.resolve_budget()?.leak_with(|| State { hasher: hash_state(), table: TypedTable::new() })?;
         self.state.store(ptr::from_ref(state).cast_mut(), Release);
         Ok(state)
     }
@@ -644,41 +681,40 @@ impl<T: ?Sized + Internable> Interner<T> {
     /// ```
     #[inline]
     pub fn intern(&self, value: &T) -> Result<Interned<T>, LeakError> {
+        self.find_or_insert(value).map_err(|rejected| rejected.into_parts().1)
+    }
+
+    /// The path `intern` and `intern_owned` share: a lock-free look-up, then, on a miss, an insert of `offer`.
+    #[inline(always)]
+    fn find_or_insert<O: Offer<T>>(&self, offer: O) -> Result<Interned<T>, Rejected<O>> {
         let state = match self.existing_state() {
             Some(state) => state,
-            None => self.create_state()?,
+            None => match self.create_state() {
+                Ok(state) => state,
+                Err(error) => return Err(Rejected::new(offer, error)),
+            },
         };
-        let hash = value.hash_with(&state.hasher);
-        // SAFETY: the table holds only published entries of `T` (every insert below writes one).
-        if let Some(entry) = state.table.find(hash, |entry| unsafe { value.matches(entry) }) {
-            // SAFETY: as above.
-            return Ok(unsafe { Interned::from_entry(entry) });
+        let hash = offer.value().hash_with(&state.hasher);
+        if let Some(entry) = state.table.find(hash, |entry| offer.value().matches(entry)) {
+            return Ok(Interned::new(entry));
         }
-        self.insert(state, hash, value)
+        self.insert(state, hash, offer)
     }
 
     #[cold]
     #[inline(never)]
-    fn insert(&self, state: &'static State, hash: u64, value: &T) -> Result<Interned<T>, LeakError> {
-        let budget = self.resolve_budget()?;
-        let layout =
-            value.entry_layout().ok_or(LeakError::SizeOverflow { elem_size: size_of::<u8>(), len: usize::MAX })?;
-        let found = state.table.find_or_insert(
-            Self::user_code(),
-            budget,
-            hash,
-            // SAFETY: the table holds only published entries of `T`.
-            |value, entry| unsafe { value.matches(entry) },
-            // SAFETY: as above; `entry_hash` does not panic.
-            |entry| unsafe { T::entry_hash(entry, &state.hasher) },
-            layout,
-            value,
-            |value| value.leak_entry(hash, budget).map_err(|error| Rejected::new(value, error)),
-        );
-        match found {
-            // SAFETY: entries in the table are published entries of `T`.
-            Ok(Found::Existing(entry, _) | Found::Inserted(entry)) => Ok(unsafe { Interned::from_entry(entry) }),
-            Err(rejected) => Err(rejected.into_parts().1),
+    fn insert<O: Offer<T>>(&self, state: &'static State<T>, hash: u64, offer: O) -> Result<Interned<T>, Rejected<O>> {
+        let budget = match self.resolve_budget() {
+            Ok(budget) => budget,
+            Err(error) => return Err(Rejected::new(offer, error)),
+        };
+        let Some(layout) = offer.value().entry_layout() else {
+            return Err(Rejected::new(offer, LeakError::SizeOverflow { elem_size: size_of::<u8>(), len: usize::MAX }));
+        };
+        let probe = Probe { offer, hash, layout, hasher: &state.hasher, values: PhantomData };
+        match state.table.find_or_insert(Self::user_code(), budget, hash, probe) {
+            Ok(entry) => Ok(Interned::new(entry)),
+            Err(rejected) => Err(rejected.map(|probe| probe.offer)),
         }
     }
 
@@ -697,13 +733,11 @@ impl<T: ?Sized + Internable> Interner<T> {
     pub fn get(&self, value: &T) -> Option<Interned<T>> {
         let state = self.existing_state()?;
         let hash = value.hash_with(&state.hasher);
-        // SAFETY: the table holds only published entries of `T`.
-        let matches = |entry| unsafe { value.matches(entry) };
+        let matches = |entry| value.matches(entry);
         // A lock-free miss can be a concurrent split moving the entry: confirm misses under the lock.
         let entry =
             state.table.find(hash, matches).or_else(|| state.table.find_locked(Self::user_code(), hash, matches))?;
-        // SAFETY: as above.
-        Some(unsafe { Interned::from_entry(entry) })
+        Some(Interned::new(entry))
     }
 
     /// Every value interned so far (in no particular order). Values interned while this runs may or may not appear.
@@ -722,8 +756,7 @@ impl<T: ?Sized + Internable> Interner<T> {
     #[must_use]
     pub fn snapshot(&self) -> Vec<Interned<T>> {
         let Some(state) = self.existing_state() else { return Vec::new() };
-        // SAFETY: the table holds only published entries of `T`.
-        state.table.entries().into_iter().map(|entry| unsafe { Interned::from_entry(entry) }).collect()
+        state.table.entries().into_iter().map(Interned::new).collect()
     }
 }
 
@@ -751,43 +784,84 @@ impl<T: Hash + Eq + Clone + 'static> Interner<T> {
     /// assert_eq!(REFUSED.intern_owned(path.clone()).unwrap_err().into_inner(), path);
     /// ```
     pub fn intern_owned(&self, value: T) -> Result<Interned<T>, Rejected<T>> {
-        let state = match self.existing_state() {
-            Some(state) => state,
-            None => match self.create_state() {
-                Ok(state) => state,
-                Err(error) => return Err(Rejected::new(value, error)),
-            },
-        };
-        let hash = value.hash_with(&state.hasher);
-        // SAFETY: the table holds only published entries of `T`.
-        if let Some(entry) = state.table.find(hash, |entry| unsafe { value.matches(entry) }) {
-            // SAFETY: as above.
-            return Ok(unsafe { Interned::from_entry(entry) });
+        self.find_or_insert(Owned(value)).map_err(|rejected| rejected.map(|Owned(value)| value))
+    }
+}
+
+/// A value offered to an interner: borrowed (`&T`, copied into the budget if new) or owned ([`Owned`], moved there).
+///
+/// # Safety
+///
+/// [`make`](Offer::make) must return a fully written entry of kind `Values<T>`, as `T`'s [`Entry`](sealed::Entry) impl lays it
+/// out (and as [`leak_entry`](sealed::Entry::leak_entry) writes it), never written or freed afterwards, with provenance over all of it.
+unsafe trait Offer<T: ?Sized + Internable>: Sized {
+    /// The value offered.
+    fn value(&self) -> &T;
+    /// Leaks the value's entry, with `hash`, into `budget`; gives the offer back if refused.
+    fn make(self, hash: u64, budget: &LeakBudget) -> Result<NonNull<T::Record>, Rejected<Self>>;
+}
+
+// SAFETY: `make` returns what `Entry::leak_entry` returns, which the `Entry` contract makes such an entry.
+unsafe impl<T: ?Sized + Internable> Offer<T> for &T {
+    #[inline(always)]
+    fn value(&self) -> &T {
+        self
+    }
+
+    fn make(self, hash: u64, budget: &LeakBudget) -> Result<NonNull<T::Record>, Rejected<Self>> {
+        self.leak_entry(hash, budget).map_err(|error| Rejected::new(self, error))
+    }
+}
+
+/// An owned value offered by [`Interner::intern_owned`]: moved into its entry, dropped if an equal one is there.
+struct Owned<T>(T);
+
+// SAFETY: `make` leaks a `SizedEntry<T>` (the entry of a sized `T`, as its `Entry` impl lays it out) with
+// `LeakBudget::leak`: fully written, never freed, not written again.
+unsafe impl<T: Hash + Eq + Clone + 'static> Offer<T> for Owned<T> {
+    #[inline(always)]
+    fn value(&self) -> &T {
+        &self.0
+    }
+
+    fn make(self, hash: u64, budget: &LeakBudget) -> Result<NonNull<SizedEntry<T>>, Rejected<Self>> {
+        match budget.leak(SizedEntry { hash, value: self.0 }) {
+            Ok(entry) => Ok(NonNull::from(entry)),
+            Err(rejected) => Err(rejected.map(|entry| Owned(entry.value))),
         }
-        let budget = match self.resolve_budget() {
-            Ok(budget) => budget,
-            Err(error) => return Err(Rejected::new(value, error)),
-        };
-        let found = state.table.find_or_insert(
-            Self::user_code(),
-            budget,
-            hash,
-            // SAFETY: the table holds only published entries of `T`.
-            |value, entry| unsafe { value.matches(entry) },
-            // SAFETY: as above; `entry_hash` does not panic.
-            |entry| unsafe { T::entry_hash(entry, &state.hasher) },
-            Layout::new::<SizedEntry<T>>(),
-            value,
-            |value| match budget.leak(SizedEntry { hash, value }) {
-                Ok(entry) => Ok(NonNull::from(entry).cast()),
-                Err(rejected) => Err(rejected.map(|entry| entry.value)),
-            },
-        );
-        match found {
-            // SAFETY: entries in the table are published entries of `T`.
-            Ok(Found::Existing(entry, _) | Found::Inserted(entry)) => Ok(unsafe { Interned::from_entry(entry) }),
-            Err(rejected) => Err(rejected),
-        }
+    }
+}
+
+/// An offer on its way into an interner's table.
+struct Probe<T: ?Sized, O> {
+    offer: O,
+    /// The offered value's hash.
+    hash: u64,
+    /// The layout of its entry.
+    layout: Layout,
+    /// The interner's hasher, to rehash entries when a bucket splits.
+    hasher: &'static RandomState,
+    values: PhantomData<fn(&T)>,
+}
+
+// SAFETY: `make` returns what `Offer::make` returns, which the `Offer` contract makes a fully written entry of kind
+// `Values<T>`.
+unsafe impl<T: ?Sized + Internable, O: Offer<T>> Insert<Values<T>> for Probe<T, O> {
+    fn matches(&self, entry: EntryRef<Values<T>>) -> bool {
+        self.offer.value().matches(entry)
+    }
+
+    fn rehash(&self, entry: EntryRef<Values<T>>) -> u64 {
+        T::entry_hash(entry, self.hasher)
+    }
+
+    fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    fn make(self, budget: &LeakBudget) -> Result<NonNull<T::Record>, Rejected<Self>> {
+        let Self { offer, hash, layout, hasher, values } = self;
+        offer.make(hash, budget).map_err(|rejected| rejected.map(|offer| Self { offer, hash, layout, hasher, values }))
     }
 }
 
