@@ -4,11 +4,7 @@
 //! pointer, compared and hashed by address. Its index (the [table](crate::table)) lives in the same budget, so the cap
 //! covers everything the interner takes. Look-ups of values already present take no lock and write nothing shared.
 //!
-//! Entry layouts (what a handle points to):
-//! - `str`: the length as LEB128, then the bytes. Its hash is recomputed from the bytes when the table splits a
-//!   bucket (the crate's own hasher over bytes, which cannot panic), so no hash is stored: about one byte of overhead.
-//! - `[T]`: the hash, the length, then the elements.
-//! - sized `T`: the hash, then the value.
+//! `mod.rs` holds the interner and its insert path, `handle.rs` the handle, `entry.rs` how each type is laid out.
 //!
 //! A user's `Hash`, `Eq` or `Clone` may panic: `Hash` runs before any lock, `Eq` and `Clone` run under a shard lock
 //! before the value's entry is allocated or inserted, and the lock is released on unwinding, so the interner stays
@@ -18,18 +14,15 @@
 //! instead of deadlocking ([`UserCode`](crate::sync::UserCode)).
 
 use core::alloc::Layout;
-use core::cmp::Ordering;
 use core::fmt;
-use core::hash::{Hash, Hasher};
+use core::hash::Hash;
 use core::marker::PhantomData;
-use core::mem::size_of;
-use core::ops::Deref;
 use core::panic::{RefUnwindSafe, UnwindSafe};
 use core::ptr::{self, NonNull};
 
 use crate::budget::LeakBudget;
 use crate::error::{LeakError, Rejected};
-use crate::hash::{HashState as RandomState, hash_bytes, hash_state};
+use crate::hash::{HashState as RandomState, hash_state};
 use crate::marker::StoresShared;
 use crate::sync::{
     AtomicPtr, Mutex,
@@ -38,428 +31,19 @@ use crate::sync::{
 };
 use crate::table::{EntryRef, Insert, TypedTable};
 
+mod entry;
+mod handle;
+
+use entry::{SizedEntry, Values};
+pub use handle::Interned;
+
 /// Types an [`Interner`] can hold: `str`, slices `[T]` of `T: Copy + Hash + Eq` (so `[u8]` too), and sized
 /// `T: Hash + Eq + Clone`. Sealed: the crate controls how each is laid out in the budget.
-pub trait Internable: sealed::Entry + 'static {}
+pub trait Internable: entry::Entry + 'static {}
 
 impl Internable for str {}
 impl<T: Copy + Hash + Eq + 'static> Internable for [T] {}
 impl<T: Hash + Eq + Clone + 'static> Internable for T {}
-
-mod sealed {
-    use core::alloc::Layout;
-    use core::hash::{BuildHasher, Hash};
-    use core::mem::size_of;
-    use core::ptr::{self, NonNull};
-
-    use super::{RandomState, bytes_equal, hash_bytes, leaked_memory, read_varint, varint_len, write_varint};
-    use crate::budget::LeakBudget;
-    use crate::error::LeakError;
-    use crate::table::{EntryKind, EntryRef};
-
-    /// The kind of entry an `Interner<T>`'s table holds: `T`'s [`Record`](Entry::Record).
-    pub struct Values<T: ?Sized>(core::marker::PhantomData<fn(&T)>);
-
-    impl<T: ?Sized> core::fmt::Debug for Values<T> {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            f.write_str("Values")
-        }
-    }
-
-    impl<T: ?Sized + Entry> EntryKind for Values<T> {
-        type Head = T::Record;
-    }
-
-    /// How a value is stored as an entry of kind [`Record`](Entry::Record), compared with one, and found again.
-    /// Private to the crate.
-    ///
-    /// # Safety
-    ///
-    /// [`leak_entry`](Entry::leak_entry) must return a fully written entry of kind `Record`, laid out as `Record`'s
-    /// documentation says (which is what [`value`](Entry::value), [`matches`](Entry::matches) and
-    /// [`entry_hash`](Entry::entry_hash) read), never written or freed afterwards, with provenance over all of it.
-    pub unsafe trait Entry: 'static {
-        /// The kind of entry the interner's table holds for this type.
-        type Record: 'static;
-        /// The hash of `value` under the interner's hasher. May panic (a user `Hash`).
-        fn hash_with(&self, hasher: &RandomState) -> u64;
-        /// The layout of an entry holding `self`, or `None` if it is too large.
-        fn entry_layout(&self) -> Option<Layout>;
-        /// Leaks an entry holding a copy of `self` (with `hash`) into `budget`, laid out as `entry_layout` says. May
-        /// panic (a user `Clone`), but only before anything is allocated.
-        fn leak_entry(&self, hash: u64, budget: &LeakBudget) -> Result<NonNull<Self::Record>, LeakError>;
-        /// The value held by `entry`.
-        fn value(entry: EntryRef<Values<Self>>) -> &'static Self;
-        /// The hash that `entry` was inserted with. Must not panic.
-        fn entry_hash(entry: EntryRef<Values<Self>>, hasher: &RandomState) -> u64;
-        /// Whether `entry` holds a value equal to `self`. May panic (a user `Eq`).
-        fn matches(&self, entry: EntryRef<Values<Self>>) -> bool;
-    }
-
-    /// The entry of a `str`: the length as LEB128 (this is its first byte), then the bytes. An
-    /// [`EntryRef<Values<str>>`](EntryRef) points to the first byte of a whole entry.
-    #[derive(Debug)]
-    pub struct StrEntry {
-        _length_starts: u8,
-    }
-
-    impl StrEntry {
-        /// The string of `entry`.
-        #[inline]
-        fn bytes(entry: EntryRef<Values<str>>) -> &'static [u8] {
-            // SAFETY: an `EntryRef<Values<str>>` points to a whole `str` entry (the `Insert` contract, which `leak_entry`
-            // below fulfils): a complete varint length, then that many bytes, never freed.
-            unsafe {
-                let (len, bytes) = read_varint(entry.as_ptr().cast::<u8>());
-                core::slice::from_raw_parts(bytes.as_ptr(), len)
-            }
-        }
-    }
-
-    // SAFETY: `leak_entry` writes the varint length and then the bytes into fresh memory of `entry_layout`, as
-    // `StrEntry` lays them out; the memory is leaked (never freed) and not written again.
-    unsafe impl Entry for str {
-        type Record = StrEntry;
-
-        #[inline]
-        fn hash_with(&self, hasher: &RandomState) -> u64 {
-            hash_bytes(hasher, self.as_bytes())
-        }
-
-        fn entry_layout(&self) -> Option<Layout> {
-            Layout::from_size_align(varint_len(self.len()).checked_add(self.len())?, 1).ok()
-        }
-
-        fn leak_entry(&self, _hash: u64, budget: &LeakBudget) -> Result<NonNull<StrEntry>, LeakError> {
-            let layout = self.entry_layout().ok_or(LeakError::SizeOverflow { elem_size: 1, len: self.len() })?;
-            let memory = leaked_memory(budget, layout)?;
-            // SAFETY: `memory` is fresh and has room for the length's varint and the bytes (`entry_layout`).
-            unsafe {
-                let bytes = write_varint(memory, self.len());
-                ptr::copy_nonoverlapping(self.as_ptr(), bytes.as_ptr(), self.len());
-            }
-            Ok(memory.cast())
-        }
-
-        #[inline]
-        fn value(entry: EntryRef<Values<str>>) -> &'static Self {
-            // SAFETY: the bytes were copied from a `str` (`leak_entry`), so they are UTF-8.
-            unsafe { core::str::from_utf8_unchecked(StrEntry::bytes(entry)) }
-        }
-
-        fn entry_hash(entry: EntryRef<Values<str>>, hasher: &RandomState) -> u64 {
-            hash_bytes(hasher, StrEntry::bytes(entry))
-        }
-
-        #[inline]
-        fn matches(&self, entry: EntryRef<Values<str>>) -> bool {
-            let bytes = StrEntry::bytes(entry);
-            bytes.len() == self.len() && bytes_equal(bytes, self.as_bytes())
-        }
-    }
-
-    /// The entry of a slice of `T`: this header, then `len` elements at `slice_layout`'s offset.
-    #[repr(C)]
-    #[derive(Debug)]
-    pub struct SliceEntry<T> {
-        hash: u64,
-        len: usize,
-        elements: core::marker::PhantomData<[T; 0]>,
-    }
-
-    fn slice_layout<T>(len: usize) -> Option<(Layout, usize)> {
-        let (layout, offset) = Layout::new::<SliceEntry<T>>().extend(Layout::array::<T>(len).ok()?).ok()?;
-        Some((layout.pad_to_align(), offset))
-    }
-
-    // SAFETY: `leak_entry` writes the header and then the elements into fresh memory of `slice_layout`, as
-    // `SliceEntry` lays them out; the memory is leaked (never freed) and not written again.
-    unsafe impl<T: Copy + Hash + Eq + 'static> Entry for [T] {
-        type Record = SliceEntry<T>;
-
-        fn hash_with(&self, hasher: &RandomState) -> u64 {
-            hasher.hash_one(self)
-        }
-
-        fn entry_layout(&self) -> Option<Layout> {
-            slice_layout::<T>(self.len()).map(|(layout, _)| layout)
-        }
-
-        fn leak_entry(&self, hash: u64, budget: &LeakBudget) -> Result<NonNull<SliceEntry<T>>, LeakError> {
-            let (layout, offset) = slice_layout::<T>(self.len())
-                .ok_or(LeakError::SizeOverflow { elem_size: size_of::<T>(), len: self.len() })?;
-            let memory = leaked_memory(budget, layout)?;
-            // SAFETY: `memory` is fresh, aligned for the header and has room for the elements at `offset`; `T: Copy`.
-            unsafe {
-                memory.cast::<SliceEntry<T>>().write(SliceEntry {
-                    hash,
-                    len: self.len(),
-                    elements: core::marker::PhantomData,
-                });
-                ptr::copy_nonoverlapping(self.as_ptr(), memory.add(offset).cast::<T>().as_ptr(), self.len());
-            }
-            Ok(memory.cast())
-        }
-
-        fn value(entry: EntryRef<Values<[T]>>) -> &'static Self {
-            let len = entry.get().len;
-            let (_, offset) = slice_layout::<T>(len).expect("the entry exists, so its layout does");
-            // SAFETY: an `EntryRef<Values<[T]>>` points to a whole slice entry (the `Insert` contract, which
-            // `leak_entry` above fulfils): `len` elements of `T` at `offset`, never freed or written again.
-            unsafe { core::slice::from_raw_parts(entry.as_ptr().cast::<u8>().add(offset).cast::<T>().as_ptr(), len) }
-        }
-
-        fn entry_hash(entry: EntryRef<Values<[T]>>, _hasher: &RandomState) -> u64 {
-            entry.get().hash
-        }
-
-        fn matches(&self, entry: EntryRef<Values<[T]>>) -> bool {
-            Self::value(entry) == self
-        }
-    }
-
-    /// The entry of a sized value.
-    #[repr(C)]
-    #[derive(Debug)]
-    pub struct SizedEntry<T> {
-        pub hash: u64,
-        pub value: T,
-    }
-
-    // SAFETY: `leak_entry` leaks a `SizedEntry<T>` with `LeakBudget::leak`: fully written, never freed, not written
-    // again.
-    unsafe impl<T: Hash + Eq + Clone + 'static> Entry for T {
-        type Record = SizedEntry<T>;
-
-        fn hash_with(&self, hasher: &RandomState) -> u64 {
-            hasher.hash_one(self)
-        }
-
-        fn entry_layout(&self) -> Option<Layout> {
-            Some(Layout::new::<SizedEntry<T>>())
-        }
-
-        fn leak_entry(&self, hash: u64, budget: &LeakBudget) -> Result<NonNull<SizedEntry<T>>, LeakError> {
-            // Clone first: a panicking `Clone` then leaves nothing allocated.
-            let value = self.clone();
-            let entry = budget.leak(SizedEntry { hash, value }).map_err(|rejected| rejected.into_parts().1)?;
-            Ok(NonNull::from(entry))
-        }
-
-        fn value(entry: EntryRef<Values<T>>) -> &'static Self {
-            &entry.get().value
-        }
-
-        fn entry_hash(entry: EntryRef<Values<T>>, _hasher: &RandomState) -> u64 {
-            entry.get().hash
-        }
-
-        fn matches(&self, entry: EntryRef<Values<T>>) -> bool {
-            Self::value(entry) == self
-        }
-    }
-}
-
-use sealed::{SizedEntry, Values};
-
-/// `layout` bytes leaked into `budget`, as a pointer.
-fn leaked_memory(budget: &LeakBudget, layout: Layout) -> Result<NonNull<u8>, LeakError> {
-    Ok(NonNull::from(budget.leak_layout(layout)?).cast())
-}
-
-/// `a == b` for slices of equal length, inlined for the short strings interners mostly see (a call to `memcmp`
-/// costs more than comparing an identifier).
-#[inline]
-fn bytes_equal(a: &[u8], b: &[u8]) -> bool {
-    debug_assert_eq!(a.len(), b.len());
-    let len = a.len();
-    let word = |s: &[u8], at: usize| u64::from_ne_bytes(s[at..at + 8].try_into().expect("8 bytes"));
-    let half = |s: &[u8], at: usize| u32::from_ne_bytes(s[at..at + 4].try_into().expect("4 bytes"));
-    match len {
-        // Two overlapping words cover 8..=16 bytes.
-        8..=16 => word(a, 0) == word(b, 0) && word(a, len - 8) == word(b, len - 8),
-        4..=7 => half(a, 0) == half(b, 0) && half(a, len - 4) == half(b, len - 4),
-        0..=3 => a == b,
-        _ => word(a, 0) == word(b, 0) && a == b,
-    }
-}
-
-/// Bytes LEB128 needs for `value`.
-fn varint_len(value: usize) -> usize {
-    (usize::BITS - (value | 1).leading_zeros()).div_ceil(7) as usize
-}
-
-/// Writes `value` as LEB128 at `memory`; returns the position after it.
-///
-/// # Safety
-/// `memory` must be valid for `varint_len(value)` bytes of writes.
-unsafe fn write_varint(memory: NonNull<u8>, mut value: usize) -> NonNull<u8> {
-    let mut at = memory;
-    loop {
-        // Masked to 7 bits, so it fits.
-        let low = (value & 0x7f) as u8;
-        value >>= 7;
-        // SAFETY: the caller guarantees room for every byte of the varint.
-        unsafe {
-            at.write(if value == 0 { low } else { low | 0x80 });
-            at = at.add(1);
-        }
-        if value == 0 {
-            return at;
-        }
-    }
-}
-
-/// Reads a LEB128 value written by [`write_varint`]; returns it and the position after it.
-///
-/// # Safety
-/// `memory` must point to a complete varint.
-#[inline]
-unsafe fn read_varint(memory: NonNull<u8>) -> (usize, NonNull<u8>) {
-    // SAFETY: the caller guarantees a complete varint: every byte read is part of it.
-    unsafe {
-        let first = memory.read();
-        if first < 0x80 {
-            return (usize::from(first), memory.add(1));
-        }
-        let (mut value, mut shift, mut at) = (0usize, 0u32, memory);
-        loop {
-            let byte = at.read();
-            at = at.add(1);
-            value |= usize::from(byte & 0x7f) << shift;
-            if byte < 0x80 {
-                return (value, at);
-            }
-            shift += 7;
-        }
-    }
-}
-
-/// A handle to a value interned by an [`Interner`]: one pointer, `Copy`, compared and hashed by address in O(1).
-///
-/// Two handles from the same interner are equal exactly when their values are. Ordering is by value (ties between
-/// equal values from different interners broken by address, so `Ord` agrees with `Eq`); `Debug` and `Display` show
-/// the value. The value lives until the process exits: [`as_static`](Self::as_static) gives it as `&'static T`.
-///
-/// # Examples
-///
-/// ```
-/// use leak_budget::{Interned, Interner, LeakBudget};
-///
-/// static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
-/// static NAMES: Interner<str> = Interner::in_budget(&BUDGET);
-///
-/// let a: Interned<str> = NAMES.intern("alpha")?;
-/// let b = NAMES.intern(&String::from("alpha"))?;
-/// assert_eq!(a, b); // pointer comparison
-/// assert_eq!(&*a, "alpha");
-/// assert_eq!(a.to_string(), "alpha");
-/// assert_eq!(size_of::<Interned<str>>(), size_of::<usize>());
-/// let name: &'static str = a.as_static();
-/// assert_eq!(name, "alpha");
-/// # Ok::<(), leak_budget::LeakError>(())
-/// ```
-pub struct Interned<T: ?Sized + Internable> {
-    /// An [`EntryRef<Values<T>>`](EntryRef), erased so that `T`'s variance is decided below, not by `T::Record`.
-    entry: NonNull<u8>,
-    /// Covariant in `T`, as `&'static T` is: a handle only reads its value, and nothing can be stored through it, so
-    /// viewing it at a supertype of `T` is as sound as widening a `&'static T`. The containers that store values are
-    /// invariant instead (see `marker::StoresShared`).
-    values: PhantomData<&'static T>,
-}
-
-impl<T: ?Sized + Internable> Interned<T> {
-    fn new(entry: EntryRef<Values<T>>) -> Self {
-        Self { entry: entry.erase(), values: PhantomData }
-    }
-
-    /// The interned value, for as long as the process runs.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let answer: &'static str = leak_budget::Interner::<str>::new().intern("42")?.as_static();
-    /// assert_eq!(answer, "42");
-    /// # Ok::<(), leak_budget::LeakError>(())
-    /// ```
-    #[must_use]
-    pub fn as_static(self) -> &'static T {
-        // SAFETY: `entry` was erased from an `EntryRef<Values<T>>` (the field's invariant).
-        T::value(unsafe { EntryRef::from_erased(self.entry) })
-    }
-}
-
-// SAFETY: an `Interned<T>` is a `&'static T` in disguise (it only ever gives out shared references to an immutable,
-// never-freed value), so it may cross threads exactly when `&T` may: when `T: Sync`.
-unsafe impl<T: ?Sized + Internable + Sync> Send for Interned<T> {}
-// SAFETY: as above: sharing an `Interned<T>` shares only `&T`.
-unsafe impl<T: ?Sized + Internable + Sync> Sync for Interned<T> {}
-
-impl<T: ?Sized + Internable> Clone for Interned<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<T: ?Sized + Internable> Copy for Interned<T> {}
-
-impl<T: ?Sized + Internable> Deref for Interned<T> {
-    type Target = T;
-
-    #[inline]
-    fn deref(&self) -> &T {
-        self.as_static()
-    }
-}
-
-impl<T: ?Sized + Internable> AsRef<T> for Interned<T> {
-    fn as_ref(&self) -> &T {
-        self.as_static()
-    }
-}
-
-impl<T: ?Sized + Internable> PartialEq for Interned<T> {
-    #[inline]
-    fn eq(&self, other: &Self) -> bool {
-        self.entry == other.entry
-    }
-}
-
-impl<T: ?Sized + Internable> Eq for Interned<T> {}
-
-impl<T: ?Sized + Internable> Hash for Interned<T> {
-    #[inline]
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.entry.hash(state);
-    }
-}
-
-impl<T: ?Sized + Internable + Ord> PartialOrd for Interned<T> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl<T: ?Sized + Internable + Ord> Ord for Interned<T> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        if self.entry == other.entry {
-            return Ordering::Equal;
-        }
-        self.as_static().cmp(other.as_static()).then_with(|| self.entry.cmp(&other.entry))
-    }
-}
-
-impl<T: ?Sized + Internable + fmt::Debug> fmt::Debug for Interned<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_static(), f)
-    }
-}
-
-impl<T: ?Sized + Internable + fmt::Display> fmt::Display for Interned<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self.as_static(), f)
-    }
-}
 
 /// What an interner keeps in its budget: the hasher (randomly seeded per interner) and the table.
 #[derive(Debug)]
@@ -708,8 +292,9 @@ impl<T: ?Sized + Internable> Interner<T> {
             Ok(budget) => budget,
             Err(error) => return Err(Rejected::new(offer, error)),
         };
-        let Some(layout) = offer.value().entry_layout() else {
-            return Err(Rejected::new(offer, LeakError::SizeOverflow { elem_size: size_of::<u8>(), len: usize::MAX }));
+        let layout = match offer.value().entry_layout() {
+            Ok(layout) => layout,
+            Err(error) => return Err(Rejected::new(offer, error)),
         };
         let probe = Probe { offer, hash, layout, hasher: &state.hasher, values: PhantomData };
         match state.table.find_or_insert(Self::user_code(), budget, hash, probe) {
@@ -792,8 +377,8 @@ impl<T: Hash + Eq + Clone + 'static> Interner<T> {
 ///
 /// # Safety
 ///
-/// [`make`](Offer::make) must return a fully written entry of kind `Values<T>`, as `T`'s [`Entry`](sealed::Entry) impl lays it
-/// out (and as [`leak_entry`](sealed::Entry::leak_entry) writes it), never written or freed afterwards, with provenance over all of it.
+/// [`make`](Offer::make) must return a fully written entry of kind `Values<T>`, as `T`'s [`Entry`](entry::Entry) impl lays it
+/// out (and as [`leak_entry`](entry::Entry::leak_entry) writes it), never written or freed afterwards, with provenance over all of it.
 unsafe trait Offer<T: ?Sized + Internable>: Sized {
     /// The value offered.
     fn value(&self) -> &T;
@@ -904,37 +489,4 @@ impl<T: ?Sized + 'static> fmt::Debug for Interner<T> {
 pub fn intern(s: &str) -> Result<&'static str, LeakError> {
     static STRINGS: Interner<str> = Interner::new();
     STRINGS.intern(s).map(Interned::as_static)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn short_byte_comparison_agrees_with_slice_equality() {
-        let text = b"abcdefghijklmnopqrstuvwxyz0123456789";
-        for len in 0..=text.len() {
-            let a = &text[..len];
-            assert!(bytes_equal(a, a));
-            for flip in 0..len {
-                let mut b = a.to_vec();
-                b[flip] ^= 1;
-                assert!(!bytes_equal(a, &b), "len {len}, byte {flip} differs");
-            }
-        }
-    }
-
-    #[test]
-    fn varints_round_trip_and_have_the_predicted_length() {
-        let mut buffer = [0u8; 16];
-        for value in [0, 1, 127, 128, 300, 16_383, 16_384, u32::MAX as usize, usize::MAX] {
-            let start = NonNull::from(&mut buffer).cast::<u8>();
-            // SAFETY: 16 bytes hold any usize's varint (at most 10).
-            let (end, (read, after)) = unsafe { (write_varint(start, value), read_varint(start)) };
-            assert_eq!(read, value);
-            assert_eq!(end, after);
-            // SAFETY: both point into `buffer`.
-            assert_eq!(unsafe { end.offset_from_unsigned(start) }, varint_len(value), "{value}");
-        }
-    }
 }
