@@ -11,7 +11,7 @@ use super::Internable;
 use super::entry::Values;
 use crate::table::EntryRef;
 
-/// A handle to a value interned by an [`Interner`]: one pointer, `Copy`, compared and hashed by address in O(1).
+/// A handle to a value interned by an [`Interner`](super::Interner): one pointer, `Copy`, compared and hashed by address in O(1).
 ///
 /// Two handles from the same interner are equal exactly when their values are. Ordering is by value (ties between
 /// equal values from different interners broken by address, so `Ord` agrees with `Eq`); `Debug` and `Display` show

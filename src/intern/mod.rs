@@ -11,7 +11,7 @@
 //! consistent. `Clone` runs after the table has made room for the entry: table growth made for a value whose `Clone`
 //! panics stays charged and serves later inserts (found by the `intern_generic` fuzz target).
 //! If they call back into the crate for a lock (an insert into this or another interner or cache), that call panics
-//! instead of deadlocking ([`UserCode`](crate::sync::UserCode)).
+//! instead of deadlocking ([`UserCode`]).
 
 use core::alloc::Layout;
 use core::fmt;
