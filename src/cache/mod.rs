@@ -46,14 +46,15 @@ use core::fmt;
 use core::hash::{BuildHasher, Hash};
 use core::marker::PhantomData;
 use core::panic::{RefUnwindSafe, UnwindSafe};
-use core::ptr::{self, NonNull};
+use core::ptr::NonNull;
 
 use crate::budget::LeakBudget;
 use crate::error::{LeakError, Rejected};
 use crate::hash::{HashState as RandomState, hash_state};
+use crate::lazy::LazyState;
 use crate::marker::StoresShared;
 use crate::sync::{
-    AtomicBool, AtomicPtr, AtomicUsize, CachePadded, Mutex,
+    AtomicBool, AtomicUsize, CachePadded, Mutex,
     Ordering::{Acquire, Relaxed, Release},
     UserCode, loom_const_fn, thread_token,
 };
@@ -273,16 +274,11 @@ impl<K: 'static, V: 'static> State<K, V> {
 /// [`get_or_insert_with`]: Self::get_or_insert_with
 /// [`try_get_or_insert_with`]: Self::try_get_or_insert_with
 pub struct StaticCache<K: 'static, V: 'static> {
-    /// The budget everything is charged to; `None` for the global budget. Immutable.
-    budget: Option<&'static LeakBudget>,
-    /// Null until the first miss, then this cache's state in the budget, never changed again. Written once, with
-    /// `Release`, under `init`.
-    state: AtomicPtr<State<K, V>>,
+    /// The budget, and the cache's state in it, created by the first miss.
+    state: LazyState<State<K, V>>,
     /// Set, never cleared, once the budget has refused the cache something (the refusal is in `refusal` first):
     /// from then on misses are not stored and the budget is not asked again.
     full: AtomicBool,
-    /// Serialises creating `state`, so it is created (and charged) once.
-    init: Mutex<()>,
     /// The budget's first refusal, reported by [`try_get_or_insert_with`](Self::try_get_or_insert_with).
     refusal: Mutex<Option<LeakError>>,
     /// Misses while the cache has no state (the budget refused it).
@@ -334,10 +330,8 @@ impl<K: 'static, V: 'static> StaticCache<K, V> {
     loom_const_fn! {
         fn build(budget: Option<&'static LeakBudget>) -> Self {
             Self {
-                budget,
-                state: AtomicPtr::new(ptr::null_mut()),
+                state: LazyState::new(budget),
                 full: AtomicBool::new(false),
-                init: Mutex::new(()),
                 refusal: Mutex::new(None),
                 stateless: Counts::new(),
                 types: PhantomData,
@@ -358,7 +352,7 @@ impl<K: 'static, V: 'static> StaticCache<K, V> {
     /// ```
     #[must_use]
     pub fn budget(&self) -> Option<&'static LeakBudget> {
-        self.budget
+        self.state.budget()
     }
 
     /// Values cached so far.
@@ -374,7 +368,7 @@ impl<K: 'static, V: 'static> StaticCache<K, V> {
     /// ```
     #[must_use]
     pub fn len(&self) -> usize {
-        self.existing_state().map_or(0, |state| state.table.len())
+        self.state.get().map_or(0, |state| state.table.len())
     }
 
     /// Whether nothing is cached.
@@ -430,7 +424,7 @@ impl<K: 'static, V: 'static> StaticCache<K, V> {
             waits: counts.waits.load(Relaxed),
         };
         let mut stats = read(&self.stateless);
-        if let Some(state) = self.existing_state() {
+        if let Some(state) = self.state.get() {
             let counted = read(&state.counts);
             stats.hits = state.hits.iter().map(|hits| hits.load(Relaxed)).fold(0, usize::wrapping_add);
             stats.misses = stats.misses.wrapping_add(counted.misses);
@@ -440,27 +434,11 @@ impl<K: 'static, V: 'static> StaticCache<K, V> {
         stats
     }
 
-    fn existing_state(&self) -> Option<&'static State<K, V>> {
-        // SAFETY: null or a `State` leaked into the budget, published with `Release` (read with `Acquire`), never
-        // freed.
-        unsafe { self.state.load(Acquire).as_ref() }
-    }
-
     /// Creates the state on the first miss, or refuses (then the caller marks the cache full).
     #[cold]
     fn create_state(&self) -> Result<&'static State<K, V>, LeakError> {
-        let _creating = self.init.lock();
-        if let Some(state) = self.existing_state() {
-            return Ok(state);
-        }
-        if self.is_full() {
-            // Another thread was refused while this one waited for the lock: do not ask again.
-            return Err(self.refusal());
-        }
-        let budget = self.budget.map_or_else(LeakBudget::try_global, Ok)?;
-        let state: &'static State<K, V> = budget.leak_with(|| State::new(budget))?;
-        self.state.store(ptr::from_ref(state).cast_mut(), Release);
-        Ok(state)
+        // If another thread was refused while this one waited for the creation lock, do not ask again.
+        self.state.get_or_create(|| self.is_full().then(|| self.refusal()), State::new)
     }
 
     /// Records the budget's refusal (the first one is kept) and marks the cache full.
@@ -502,7 +480,7 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq,
     {
-        let state = self.existing_state()?;
+        let state = self.state.get()?;
         let hash = state.hasher.hash_one(key);
         let matches = |entry: EntryRef<Entry<K, V>>| entry.get().matches(hash, key);
         // A lock-free miss can be a concurrent split moving the entry: confirm misses under the lock.
@@ -621,7 +599,7 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
     /// The hit path; everything else is in [`miss`](Self::miss) and [`first_miss`](Self::first_miss).
     #[inline]
     fn get_or_compute<E>(&self, key: K, f: impl FnOnce(&K) -> Result<V, E>) -> Result<Cached<V>, E> {
-        let Some(state) = self.existing_state() else { return self.first_miss(key, f) };
+        let Some(state) = self.state.get() else { return self.first_miss(key, f) };
         let hash = state.hasher.hash_one(&key);
         if let Some(entry) = state.table.find(hash, |entry| entry.get().matches(hash, &key)) {
             state.count_hit();
@@ -738,7 +716,7 @@ impl<K: 'static, V: 'static> Default for StaticCache<K, V> {
 impl<K: 'static, V: 'static> fmt::Debug for StaticCache<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StaticCache")
-            .field("budget", &self.budget.map_or("global", LeakBudget::name))
+            .field("budget", &self.budget().map_or("global", LeakBudget::name))
             .field("len", &self.len())
             .field("full", &self.is_full())
             .field("stats", &self.stats())

@@ -18,17 +18,14 @@ use core::fmt;
 use core::hash::Hash;
 use core::marker::PhantomData;
 use core::panic::{RefUnwindSafe, UnwindSafe};
-use core::ptr::{self, NonNull};
+use core::ptr::NonNull;
 
 use crate::budget::LeakBudget;
 use crate::error::{LeakError, Rejected};
 use crate::hash::{HashState as RandomState, hash_state};
+use crate::lazy::LazyState;
 use crate::marker::StoresShared;
-use crate::sync::{
-    AtomicPtr, Mutex,
-    Ordering::{Acquire, Release},
-    UserCode, loom_const_fn,
-};
+use crate::sync::{UserCode, loom_const_fn};
 use crate::table::{EntryRef, Insert, TypedTable};
 
 mod entry;
@@ -104,12 +101,8 @@ struct State<T: ?Sized> {
 /// # Ok::<(), leak_budget::LeakError>(())
 /// ```
 pub struct Interner<T: ?Sized + 'static> {
-    /// The budget everything is charged to; `None` for the global budget.
-    budget: Option<&'static LeakBudget>,
-    /// Null until the first `intern`, then this interner's state in the budget, never changed again.
-    state: AtomicPtr<State<T>>,
-    /// Serialises creating `state`, so it is created (and charged) once.
-    init: Mutex<()>,
+    /// The budget, and the interner's state in it, created by the first `intern`.
+    state: LazyState<State<T>>,
     /// Invariant in `T` (values of `T` are stored and handed out again), and `Send`/`Sync` exactly when `&T` is: see
     /// [`StoresShared`] for why both are right.
     values: StoresShared<T>,
@@ -128,7 +121,7 @@ impl<T: ?Sized + 'static> Interner<T> {
         /// ```
         #[must_use]
         pub fn new() -> Self {
-            Self { budget: None, state: AtomicPtr::new(ptr::null_mut()), init: Mutex::new(()), values: PhantomData }
+            Self { state: LazyState::new(None), values: PhantomData }
         }
     }
 
@@ -148,12 +141,7 @@ impl<T: ?Sized + 'static> Interner<T> {
         /// ```
         #[must_use]
         pub fn in_budget(budget: &'static LeakBudget) -> Self {
-            Self {
-                budget: Some(budget),
-                state: AtomicPtr::new(ptr::null_mut()),
-                init: Mutex::new(()),
-                values: PhantomData,
-            }
+            Self { state: LazyState::new(Some(budget)), values: PhantomData }
         }
     }
 
@@ -170,29 +158,7 @@ impl<T: ?Sized + 'static> Interner<T> {
     /// ```
     #[must_use]
     pub fn budget(&self) -> Option<&'static LeakBudget> {
-        self.budget
-    }
-
-    fn resolve_budget(&self) -> Result<&'static LeakBudget, LeakError> {
-        self.budget.map_or_else(LeakBudget::try_global, Ok)
-    }
-
-    fn existing_state(&self) -> Option<&'static State<T>> {
-        // SAFETY: null or a `State` leaked into the budget, published with `Release` (read with `Acquire`), never
-        // freed.
-        unsafe { self.state.load(Acquire).as_ref() }
-    }
-
-    #[cold]
-    fn create_state(&self) -> Result<&'static State<T>, LeakError> {
-        let _creating = self.init.lock();
-        if let Some(state) = self.existing_state() {
-            return Ok(state);
-        }
-        let state: &'static State<T> =
-            self.resolve_budget()?.leak_with(|| State { hasher: hash_state(), table: TypedTable::new() })?;
-        self.state.store(ptr::from_ref(state).cast_mut(), Release);
-        Ok(state)
+        self.state.budget()
     }
 
     /// Values interned so far.
@@ -209,7 +175,7 @@ impl<T: ?Sized + 'static> Interner<T> {
     /// ```
     #[must_use]
     pub fn len(&self) -> usize {
-        self.existing_state().map_or(0, |state| state.table.len())
+        self.state.get().map_or(0, |state| state.table.len())
     }
 
     /// Whether nothing has been interned yet.
@@ -271,12 +237,14 @@ impl<T: ?Sized + Internable> Interner<T> {
     /// The path `intern` and `intern_owned` share: a lock-free look-up, then, on a miss, an insert of `offer`.
     #[inline(always)]
     fn find_or_insert<O: Offer<T>>(&self, offer: O) -> Result<Interned<T>, Rejected<O>> {
-        let state = match self.existing_state() {
+        let state = match self.state.get() {
             Some(state) => state,
-            None => match self.create_state() {
-                Ok(state) => state,
-                Err(error) => return Err(Rejected::new(offer, error)),
-            },
+            None => {
+                match self.state.get_or_create(|| None, |_| State { hasher: hash_state(), table: TypedTable::new() }) {
+                    Ok(state) => state,
+                    Err(error) => return Err(Rejected::new(offer, error)),
+                }
+            }
         };
         let hash = offer.value().hash_with(&state.hasher);
         if let Some(entry) = state.table.find(hash, |entry| offer.value().matches(entry)) {
@@ -288,7 +256,7 @@ impl<T: ?Sized + Internable> Interner<T> {
     #[cold]
     #[inline(never)]
     fn insert<O: Offer<T>>(&self, state: &'static State<T>, hash: u64, offer: O) -> Result<Interned<T>, Rejected<O>> {
-        let budget = match self.resolve_budget() {
+        let budget = match self.state.resolve_budget() {
             Ok(budget) => budget,
             Err(error) => return Err(Rejected::new(offer, error)),
         };
@@ -316,7 +284,7 @@ impl<T: ?Sized + Internable> Interner<T> {
     /// ```
     #[must_use]
     pub fn get(&self, value: &T) -> Option<Interned<T>> {
-        let state = self.existing_state()?;
+        let state = self.state.get()?;
         let hash = value.hash_with(&state.hasher);
         let matches = |entry| value.matches(entry);
         // A lock-free miss can be a concurrent split moving the entry: confirm misses under the lock.
@@ -340,7 +308,7 @@ impl<T: ?Sized + Internable> Interner<T> {
     /// ```
     #[must_use]
     pub fn snapshot(&self) -> Vec<Interned<T>> {
-        let Some(state) = self.existing_state() else { return Vec::new() };
+        let Some(state) = self.state.get() else { return Vec::new() };
         state.table.entries().into_iter().map(Interned::new).collect()
     }
 }
@@ -465,8 +433,8 @@ impl<T: ?Sized + 'static> Default for Interner<T> {
 impl<T: ?Sized + 'static> fmt::Debug for Interner<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Interner")
-            .field("budget", &self.budget.map_or("global", LeakBudget::name))
-            .field("len", &self.existing_state().map_or(0, |state| state.table.len()))
+            .field("budget", &self.budget().map_or("global", LeakBudget::name))
+            .field("len", &self.state.get().map_or(0, |state| state.table.len()))
             .finish_non_exhaustive()
     }
 }
