@@ -5,12 +5,12 @@
 //! A cached key and its value live together in one *entry* (`hash`, `key`, `value`), leaked into the cache's budget
 //! by the thread that computed the value, then published in the [table](crate::table) and never changed, moved or
 //! dropped again. The table holds nothing else: an entry exists only once its value does, so a hit is one lock-free
-//! [`Table::find`] (whose hit is confirmed by comparing the stored hash, then the key) and nothing more.
+//! [`TypedTable::find`] (whose hit is confirmed by comparing the stored hash, then the key) and nothing more.
 //!
 //! Keys *being computed* are not in the table. Each thread that runs an initialiser links a [`Pending`] record (the
 //! key's hash and the thread's identity) into one of [`WAIT_STRIPES`] lists, picked by the hash, each with its own
 //! lock and condition variable. A thread that misses locks the key's stripe and, under that lock, looks in the table
-//! again ([`Table::find_locked`], which is exact) and then in the list: if another thread is computing a key with
+//! again ([`TypedTable::find_locked`], which is exact) and then in the list: if another thread is computing a key with
 //! the same hash it waits on the stripe's condition variable and looks again when woken; otherwise it links its own
 //! record, unlocks, runs `f` with no lock held, inserts the entry, and only then unlinks its record and wakes the
 //! stripe's waiters, who find the entry. So `f` runs at most once at a time per key, keys compare only by hash while
@@ -19,25 +19,17 @@
 //! an error, a guard unlinks the record and wakes the waiters during unwinding; one of them then runs its own `f`.
 //!
 //! # Degrading
-//! The first time the budget refuses the cache anything (its state, or an entry with any table growth it needs),
-//! the refusal is recorded and the cache becomes *full*: from then on a miss runs its `f` and hands the value back
-//! uncached ([`Cached::Owned`]) without asking the budget again, so the budget's figures no longer change because of
-//! the cache. Hits keep working. Threads that were waiting for the refused key wake up and compute their own values,
-//! as do concurrent misses of one key once the cache is full (nothing could be stored, so nothing is worth waiting
-//! for). A refusal changes nothing in the table or the budget (but the budget's rejection count), as
-//! [`Table::find_or_insert`] checks the room an insert needs before it changes anything. The one charge a refusal
-//! can leave is the cache's state (its table root), set up in the budget by the first miss before that miss's entry
-//! is asked for; it is set up once and stays.
+//! The first refusal from the budget (of the state, or of an entry with the table growth it needs) is recorded and
+//! makes the cache *full*: from then on a miss hands its value back uncached ([`Cached::Owned`]) without asking the
+//! budget again, hits keep working, and waiters (and concurrent misses of one key) compute their own values. A refusal
+//! changes nothing ([`TypedTable::find_or_insert`] checks the room first) but the budget's rejection count; the one
+//! charge it can leave is the state, set up once by the first miss.
 //!
 //! # Memory orderings
 //! Entries are written before the table publishes them (`Release`) and read after it hands them out (`Acquire`), so
 //! a hit sees a fully written, immutable entry. Pending lists are only touched under their stripe's lock, which
 //! also orders an entry's insertion before the wake-up of the threads that waited for it. `full` is set with
 //! `Release` after the refusal is stored under its lock. The counters are `Relaxed`: they are statistics.
-//!
-//! [`Table::find`]: crate::table::TypedTable::find
-//! [`Table::find_locked`]: crate::table::TypedTable::find_locked
-//! [`Table::find_or_insert`]: crate::table::TypedTable::find_or_insert
 
 use core::alloc::Layout;
 use core::borrow::Borrow;

@@ -6,12 +6,9 @@
 //!
 //! `mod.rs` holds the interner and its insert path, `handle.rs` the handle, `entry.rs` how each type is laid out.
 //!
-//! A user's `Hash`, `Eq` or `Clone` may panic: `Hash` runs before any lock, `Eq` and `Clone` run under a shard lock
-//! before the value's entry is allocated or inserted, and the lock is released on unwinding, so the interner stays
-//! consistent. `Clone` runs after the table has made room for the entry: table growth made for a value whose `Clone`
-//! panics stays charged and serves later inserts (found by the `intern_generic` fuzz target).
-//! If they call back into the crate for a lock (an insert into this or another interner or cache), that call panics
-//! instead of deadlocking ([`UserCode`]).
+//! User code: `Hash` runs before any lock; `Eq` and `Clone` run under a shard lock, released on unwinding, so a panic leaves the interner consistent (growth made for a value whose `Clone`
+//! panics stays charged and serves later inserts). A call back into the crate for a lock from there panics instead of
+//! deadlocking ([`UserCode`]).
 
 use core::alloc::Layout;
 use core::fmt;

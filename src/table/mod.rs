@@ -4,14 +4,12 @@
 //! [`TypedTable<E>`], which holds entries of one kind `E` and hands them out as [`EntryRef<E>`]. It never frees
 //! anything, and look-ups need no lock, no reference count and no epoch: they only read.
 //!
-//! # Layout: sharded extendible hashing
-//! A 64-bit hash picks a shard (its top [`SHARD_BITS`] bits), a directory slot in that shard (the next `depth` bits)
-//! and a one-byte tag (its low 7 bits, with the top bit set so that 0 means empty; see [`tag`]). A directory maps its
-//! slots to buckets of [`BUCKET_SLOTS`] entry pointers; several directory slots may share a bucket. A full bucket is
-//! *split* (the entries whose next hash bit is 1 move to a new bucket, and the directory slots that select them are
-//! repointed), the directory doubling first when the bucket already uses all its bits; buckets whose entries no hash
-//! bit separates grow an overflow chain instead. Buckets are reused, never freed; only directories are replaced.
-//! "Slot" names a bucket's entry positions and a directory's bucket pointers, nothing else.
+//! # Layout
+//! Sharded extendible hashing (`docs/design.md` has the whole picture): a hash picks a shard (its top [`SHARD_BITS`]
+//! bits), a directory slot in it (the next `depth` bits, `directory.rs`) and a tag byte (`tag.rs`); the slot leads to a
+//! bucket of [`BUCKET_SLOTS`] entry slots (`bucket.rs`). A full bucket splits, the directory doubling first when the
+//! bucket uses all its bits, or chains when no hash bit separates its entries. Nothing but directories is replaced,
+//! and nothing is freed. "Slot" names a bucket's entry positions and a directory's bucket pointers, nothing else.
 //!
 //! # Why look-ups may run without a lock
 //! Every table word a reader loads is either null or a pointer to a fully written entry or bucket or directory, and
