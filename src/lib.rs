@@ -31,6 +31,7 @@ mod config;
 mod error;
 mod hash;
 mod intern;
+mod lazy;
 mod marker;
 mod once;
 mod report;

@@ -1,4 +1,11 @@
-//! [`LeakBudget`]: a capped, thread-safe arena that hands out `&'static` references.
+//! Layer 2: [`LeakBudget`], a capped, thread-safe arena that hands out `&'static` references.
+//!
+//! - `mod.rs`: the type, its allocation API, and the first-use creation of its record (with the check that its parent
+//!   chain does not loop);
+//! - `tree.rs`: child budgets, charged to their ancestors;
+//! - `global.rs`: the process-wide budget sized by `LEAK_BUDGET`, and the free functions on it.
+//!
+//! A budget is a handle: everything that changes lives in its record (`crate::arena::record`), created on first use.
 
 pub(crate) mod global;
 mod tree;

@@ -5,12 +5,12 @@
 //! A cached key and its value live together in one *entry* (`hash`, `key`, `value`), leaked into the cache's budget
 //! by the thread that computed the value, then published in the [table](crate::table) and never changed, moved or
 //! dropped again. The table holds nothing else: an entry exists only once its value does, so a hit is one lock-free
-//! [`Table::find`] (whose hit is confirmed by comparing the stored hash, then the key) and nothing more.
+//! [`TypedTable::find`] (whose hit is confirmed by comparing the stored hash, then the key) and nothing more.
 //!
 //! Keys *being computed* are not in the table. Each thread that runs an initialiser links a [`Pending`] record (the
 //! key's hash and the thread's identity) into one of [`WAIT_STRIPES`] lists, picked by the hash, each with its own
 //! lock and condition variable. A thread that misses locks the key's stripe and, under that lock, looks in the table
-//! again ([`Table::find_locked`], which is exact) and then in the list: if another thread is computing a key with
+//! again ([`TypedTable::find_locked`], which is exact) and then in the list: if another thread is computing a key with
 //! the same hash it waits on the stripe's condition variable and looks again when woken; otherwise it links its own
 //! record, unlocks, runs `f` with no lock held, inserts the entry, and only then unlinks its record and wakes the
 //! stripe's waiters, who find the entry. So `f` runs at most once at a time per key, keys compare only by hash while
@@ -19,25 +19,17 @@
 //! an error, a guard unlinks the record and wakes the waiters during unwinding; one of them then runs its own `f`.
 //!
 //! # Degrading
-//! The first time the budget refuses the cache anything (its state, or an entry with any table growth it needs),
-//! the refusal is recorded and the cache becomes *full*: from then on a miss runs its `f` and hands the value back
-//! uncached ([`Cached::Owned`]) without asking the budget again, so the budget's figures no longer change because of
-//! the cache. Hits keep working. Threads that were waiting for the refused key wake up and compute their own values,
-//! as do concurrent misses of one key once the cache is full (nothing could be stored, so nothing is worth waiting
-//! for). A refusal changes nothing in the table or the budget (but the budget's rejection count), as
-//! [`Table::find_or_insert`] checks the room an insert needs before it changes anything. The one charge a refusal
-//! can leave is the cache's state (its table root), set up in the budget by the first miss before that miss's entry
-//! is asked for; it is set up once and stays.
+//! The first refusal from the budget (of the state, or of an entry with the table growth it needs) is recorded and
+//! makes the cache *full*: from then on a miss hands its value back uncached ([`Cached::Owned`]) without asking the
+//! budget again, hits keep working, and waiters (and concurrent misses of one key) compute their own values. A refusal
+//! changes nothing ([`TypedTable::find_or_insert`] checks the room first) but the budget's rejection count; the one
+//! charge it can leave is the state, set up once by the first miss.
 //!
 //! # Memory orderings
 //! Entries are written before the table publishes them (`Release`) and read after it hands them out (`Acquire`), so
 //! a hit sees a fully written, immutable entry. Pending lists are only touched under their stripe's lock, which
 //! also orders an entry's insertion before the wake-up of the threads that waited for it. `full` is set with
 //! `Release` after the refusal is stored under its lock. The counters are `Relaxed`: they are statistics.
-//!
-//! [`Table::find`]: crate::table::Table::find
-//! [`Table::find_locked`]: crate::table::Table::find_locked
-//! [`Table::find_or_insert`]: crate::table::Table::find_or_insert
 
 use core::alloc::Layout;
 use core::borrow::Borrow;
@@ -45,21 +37,25 @@ use core::convert::Infallible;
 use core::fmt;
 use core::hash::{BuildHasher, Hash};
 use core::marker::PhantomData;
-use core::ops::Deref;
 use core::panic::{RefUnwindSafe, UnwindSafe};
-use core::ptr::{self, NonNull};
+use core::ptr::NonNull;
 
+use crate::budget::LeakBudget;
+use crate::error::{LeakError, Rejected};
 use crate::hash::{HashState as RandomState, hash_state};
+use crate::lazy::LazyState;
 use crate::marker::StoresShared;
 use crate::sync::{
-    AtomicBool, AtomicPtr, AtomicUsize, CachePadded, Mutex,
+    AtomicBool, AtomicUsize, CachePadded, Mutex,
     Ordering::{Acquire, Relaxed, Release},
     UserCode, loom_const_fn, thread_token,
 };
-use crate::table::{Found, Table};
+use crate::table::{EntryKind, EntryRef, Insert, TypedTable};
 
+mod cached;
 mod pending;
-use crate::{LeakBudget, LeakError, Rejected};
+
+pub use cached::{CacheStats, Cached};
 use pending::{Pending, Registration, Stripe};
 
 /// Hit counters: `1 << HIT_BITS`, one per cache-line pair, a thread counting in the one its identity hashes to.
@@ -91,17 +87,6 @@ struct Entry<K, V> {
 }
 
 impl<K, V> Entry<K, V> {
-    /// The entry behind a pointer the cache's table handed out.
-    ///
-    /// # Safety
-    /// `entry` must come from the table of a `StaticCache<K, V>`: every entry in it is a published `Entry<K, V>`,
-    /// never freed (the [`State::table`] invariant).
-    #[inline(always)]
-    unsafe fn from_table(entry: NonNull<u8>) -> &'static Self {
-        // SAFETY: the caller's guarantee: a fully written `Entry<K, V>` that lives as long as the process.
-        unsafe { entry.cast::<Self>().as_ref() }
-    }
-
     /// Whether this entry is for `key`, whose hash is `hash`: the stored hash first, so that the user's `Eq` runs
     /// only on a (64-bit) hash match.
     #[inline(always)]
@@ -110,6 +95,31 @@ impl<K, V> Entry<K, V> {
         K: Borrow<Q>,
     {
         self.hash == hash && self.key.borrow() == key
+    }
+}
+
+impl<K: 'static, V: 'static> EntryKind for Entry<K, V> {
+    type Head = Self;
+}
+
+// SAFETY: `make` returns an `Entry<K, V>` leaked with `LeakBudget::leak`: fully written, never freed, and never written
+// again (the `&'static mut` is turned into a pointer, covering the whole entry, and not kept).
+unsafe impl<K: Eq + 'static, V: 'static> Insert<Entry<K, V>> for Entry<K, V> {
+    fn matches(&self, entry: EntryRef<Self>) -> bool {
+        entry.get().matches(self.hash, &self.key)
+    }
+
+    /// The stored hash: runs no user code, so it cannot panic.
+    fn rehash(&self, entry: EntryRef<Self>) -> u64 {
+        entry.get().hash
+    }
+
+    fn layout(&self) -> Layout {
+        Layout::new::<Self>()
+    }
+
+    fn make(self, budget: &LeakBudget) -> Result<NonNull<Self>, Rejected<Self>> {
+        budget.leak(self).map(NonNull::from)
     }
 }
 
@@ -133,28 +143,25 @@ impl Counts {
 }
 
 /// What a cache keeps in its budget, created on its first miss.
-struct State<K> {
+struct State<K, V> {
     /// The budget everything is charged to. Immutable.
     budget: &'static LeakBudget,
     /// Hashes keys; randomly seeded per cache.
     hasher: RandomState,
-    /// The cached entries.
-    ///
-    /// Invariant: holds only entries of this cache's `Entry<K, V>`, each leaked into `budget` and fully written
-    /// before it was inserted.
-    table: Table,
+    /// The cached entries, each leaked into `budget`.
+    table: TypedTable<Entry<K, V>>,
     /// Hits, striped by thread so that threads hitting the same key write different cache lines.
     hits: [CachePadded<AtomicUsize>; 1 << HIT_BITS],
     counts: CachePadded<Counts>,
     stripes: [Stripe<K>; WAIT_STRIPES],
 }
 
-impl<K> State<K> {
+impl<K: 'static, V: 'static> State<K, V> {
     fn new(budget: &'static LeakBudget) -> Self {
         Self {
             budget,
             hasher: hash_state(),
-            table: Table::new(),
+            table: TypedTable::new(),
             hits: core::array::from_fn(|_| CachePadded::new(AtomicUsize::new(0))),
             counts: CachePadded::new(Counts::new()),
             stripes: core::array::from_fn(|_| Stripe::new()),
@@ -169,214 +176,6 @@ impl<K> State<K> {
 
     fn stripe(&self, hash: u64) -> &Stripe<K> {
         &self.stripes[top_bits(hash, WAIT_BITS)]
-    }
-}
-
-/// A value from a [`StaticCache`]: the cached `&'static V`, or, when the cache is full, the value computed for this
-/// call alone. Either way it dereferences to `V`, so code that only reads it need not care which.
-///
-/// # Examples
-///
-/// ```
-/// use leak_budget::{Cached, LeakBudget, StaticCache};
-///
-/// static BUDGET: LeakBudget = LeakBudget::new(64 << 10);
-/// static LENGTHS: StaticCache<u64, String> = StaticCache::in_budget(&BUDGET);
-///
-/// let first: Cached<String> = LENGTHS.get_or_insert_with(7, |n| format!("{n} bytes"));
-/// assert_eq!(first.len(), 7); // `String::len` through `Deref`
-/// assert!(first.is_static());
-/// let again = LENGTHS.get_or_insert_with(7, |_| unreachable!("cached"));
-/// assert!(core::ptr::eq(first.as_static().unwrap(), again.as_static().unwrap()));
-/// ```
-#[derive(Debug, Clone, Copy)]
-pub enum Cached<V: 'static> {
-    /// The cached value, shared by every caller for as long as the process runs.
-    Static(&'static V),
-    /// A value computed for this call and not cached, because the cache is full.
-    Owned(V),
-}
-
-impl<V: 'static> Cached<V> {
-    /// Whether the value is cached.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use leak_budget::Cached;
-    ///
-    /// assert!(Cached::Static(&5).is_static());
-    /// assert!(!Cached::Owned(5).is_static());
-    /// ```
-    #[must_use]
-    pub const fn is_static(&self) -> bool {
-        matches!(self, Self::Static(_))
-    }
-
-    /// The cached `&'static V`, if the value is cached.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use leak_budget::Cached;
-    ///
-    /// static FIVE: u32 = 5;
-    /// assert_eq!(Cached::Static(&FIVE).as_static(), Some(&5));
-    /// assert_eq!(Cached::Owned(5).as_static(), None);
-    /// ```
-    #[must_use]
-    pub const fn as_static(&self) -> Option<&'static V> {
-        match self {
-            Self::Static(value) => Some(*value),
-            Self::Owned(_) => None,
-        }
-    }
-
-    /// The value, cloned out of the cache if it is cached.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use leak_budget::Cached;
-    ///
-    /// static NAME: String = String::new();
-    /// assert_eq!(Cached::Static(&NAME).into_owned(), "");
-    /// assert_eq!(Cached::Owned(String::from("x")).into_owned(), "x");
-    /// ```
-    #[must_use]
-    pub fn into_owned(self) -> V
-    where
-        V: Clone,
-    {
-        match self {
-            Self::Static(value) => value.clone(),
-            Self::Owned(value) => value,
-        }
-    }
-}
-
-impl<V: 'static> Deref for Cached<V> {
-    type Target = V;
-
-    #[inline]
-    fn deref(&self) -> &V {
-        match self {
-            Self::Static(value) => value,
-            Self::Owned(value) => value,
-        }
-    }
-}
-
-impl<V: 'static> AsRef<V> for Cached<V> {
-    fn as_ref(&self) -> &V {
-        self
-    }
-}
-
-impl<V: 'static> core::borrow::Borrow<V> for Cached<V> {
-    fn borrow(&self) -> &V {
-        self
-    }
-}
-
-/// Compares the values, whether cached or not (as `Cow` does).
-impl<V: PartialEq + 'static> PartialEq for Cached<V> {
-    fn eq(&self, other: &Self) -> bool {
-        **self == **other
-    }
-}
-
-impl<V: Eq + 'static> Eq for Cached<V> {}
-
-impl<V: fmt::Display + 'static> fmt::Display for Cached<V> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&**self, f)
-    }
-}
-
-/// How a [`StaticCache`] has been used, from [`StaticCache::stats`]. Counts the `*_insert_with` calls; [`get`] is
-/// a plain look-up and is not counted.
-///
-/// Every such call that got past hashing its key is either a hit or a miss. Each figure is exact when read; while
-/// other threads use the cache, the figures are read one after another and may come from slightly different
-/// instants.
-///
-/// # Examples
-///
-/// ```
-/// use leak_budget::{LeakBudget, StaticCache};
-///
-/// static BUDGET: LeakBudget = LeakBudget::new(64 << 10);
-/// static SQUARES: StaticCache<u32, u64> = StaticCache::in_budget(&BUDGET);
-///
-/// for n in [3, 4, 3, 3] {
-///     SQUARES.get_or_insert_with(n, |&n| u64::from(n) * u64::from(n));
-/// }
-/// let stats = SQUARES.stats();
-/// assert_eq!((stats.hits, stats.misses, stats.degraded, stats.waits), (2, 2, 0, 0));
-/// assert_eq!(stats.to_string(), "4 look-ups: 2 hits, 2 misses (0 degraded), 0 waits");
-/// ```
-///
-/// [`get`]: StaticCache::get
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct CacheStats {
-    /// Calls answered from the cache, including those that waited for another thread to compute the value.
-    pub hits: usize,
-    /// Calls that ran their initialiser (whatever came of it: a cached value, an uncached one, an error or a panic).
-    pub misses: usize,
-    /// Misses whose value was handed back uncached ([`Cached::Owned`], or [`Rejected`]) because the cache is full.
-    pub degraded: usize,
-    /// Calls that waited for another thread computing the same key (they count as hits if they then found it).
-    pub waits: usize,
-}
-
-impl CacheStats {
-    /// `hits + misses`: the calls counted.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// static CACHE: leak_budget::StaticCache<u8, u8> = leak_budget::StaticCache::new();
-    /// CACHE.get_or_insert_with(1, |&k| k);
-    /// CACHE.get_or_insert_with(1, |&k| k);
-    /// assert_eq!(CACHE.stats().lookups(), 2);
-    /// ```
-    #[must_use]
-    pub const fn lookups(&self) -> usize {
-        self.hits.saturating_add(self.misses)
-    }
-
-    /// `hits / lookups`, or 0 before the first look-up.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// static CACHE: leak_budget::StaticCache<u8, u8> = leak_budget::StaticCache::new();
-    /// assert_eq!(CACHE.stats().hit_rate(), 0.0);
-    /// for _ in 0..4 {
-    ///     CACHE.get_or_insert_with(1, |&k| k);
-    /// }
-    /// assert_eq!(CACHE.stats().hit_rate(), 0.75);
-    /// ```
-    #[must_use]
-    pub fn hit_rate(&self) -> f64 {
-        if self.lookups() == 0 { 0.0 } else { self.hits as f64 / self.lookups() as f64 }
-    }
-}
-
-impl fmt::Display for CacheStats {
-    /// `N look-ups: H hits, M misses (D degraded), W waits`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} look-ups: {} hits, {} misses ({} degraded), {} waits",
-            self.lookups(),
-            self.hits,
-            self.misses,
-            self.degraded,
-            self.waits
-        )
     }
 }
 
@@ -467,16 +266,11 @@ impl fmt::Display for CacheStats {
 /// [`get_or_insert_with`]: Self::get_or_insert_with
 /// [`try_get_or_insert_with`]: Self::try_get_or_insert_with
 pub struct StaticCache<K: 'static, V: 'static> {
-    /// The budget everything is charged to; `None` for the global budget. Immutable.
-    budget: Option<&'static LeakBudget>,
-    /// Null until the first miss, then this cache's state in the budget, never changed again. Written once, with
-    /// `Release`, under `init`.
-    state: AtomicPtr<State<K>>,
+    /// The budget, and the cache's state in it, created by the first miss.
+    state: LazyState<State<K, V>>,
     /// Set, never cleared, once the budget has refused the cache something (the refusal is in `refusal` first):
     /// from then on misses are not stored and the budget is not asked again.
     full: AtomicBool,
-    /// Serialises creating `state`, so it is created (and charged) once.
-    init: Mutex<()>,
     /// The budget's first refusal, reported by [`try_get_or_insert_with`](Self::try_get_or_insert_with).
     refusal: Mutex<Option<LeakError>>,
     /// Misses while the cache has no state (the budget refused it).
@@ -528,10 +322,8 @@ impl<K: 'static, V: 'static> StaticCache<K, V> {
     loom_const_fn! {
         fn build(budget: Option<&'static LeakBudget>) -> Self {
             Self {
-                budget,
-                state: AtomicPtr::new(ptr::null_mut()),
+                state: LazyState::new(budget),
                 full: AtomicBool::new(false),
-                init: Mutex::new(()),
                 refusal: Mutex::new(None),
                 stateless: Counts::new(),
                 types: PhantomData,
@@ -552,7 +344,7 @@ impl<K: 'static, V: 'static> StaticCache<K, V> {
     /// ```
     #[must_use]
     pub fn budget(&self) -> Option<&'static LeakBudget> {
-        self.budget
+        self.state.budget()
     }
 
     /// Values cached so far.
@@ -568,7 +360,7 @@ impl<K: 'static, V: 'static> StaticCache<K, V> {
     /// ```
     #[must_use]
     pub fn len(&self) -> usize {
-        self.existing_state().map_or(0, |state| state.table.len())
+        self.state.get().map_or(0, |state| state.table.len())
     }
 
     /// Whether nothing is cached.
@@ -624,7 +416,7 @@ impl<K: 'static, V: 'static> StaticCache<K, V> {
             waits: counts.waits.load(Relaxed),
         };
         let mut stats = read(&self.stateless);
-        if let Some(state) = self.existing_state() {
+        if let Some(state) = self.state.get() {
             let counted = read(&state.counts);
             stats.hits = state.hits.iter().map(|hits| hits.load(Relaxed)).fold(0, usize::wrapping_add);
             stats.misses = stats.misses.wrapping_add(counted.misses);
@@ -634,27 +426,11 @@ impl<K: 'static, V: 'static> StaticCache<K, V> {
         stats
     }
 
-    fn existing_state(&self) -> Option<&'static State<K>> {
-        // SAFETY: null or a `State` leaked into the budget, published with `Release` (read with `Acquire`), never
-        // freed.
-        unsafe { self.state.load(Acquire).as_ref() }
-    }
-
     /// Creates the state on the first miss, or refuses (then the caller marks the cache full).
     #[cold]
-    fn create_state(&self) -> Result<&'static State<K>, LeakError> {
-        let _creating = self.init.lock();
-        if let Some(state) = self.existing_state() {
-            return Ok(state);
-        }
-        if self.is_full() {
-            // Another thread was refused while this one waited for the lock: do not ask again.
-            return Err(self.refusal());
-        }
-        let budget = self.budget.map_or_else(LeakBudget::try_global, Ok)?;
-        let state: &'static State<K> = budget.leak_with(|| State::new(budget))?;
-        self.state.store(ptr::from_ref(state).cast_mut(), Release);
-        Ok(state)
+    fn create_state(&self) -> Result<&'static State<K, V>, LeakError> {
+        // If another thread was refused while this one waited for the creation lock, do not ask again.
+        self.state.get_or_create(|| self.is_full().then(|| self.refusal()), State::new)
     }
 
     /// Records the budget's refusal (the first one is kept) and marks the cache full.
@@ -696,15 +472,13 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq,
     {
-        let state = self.existing_state()?;
+        let state = self.state.get()?;
         let hash = state.hasher.hash_one(key);
-        // SAFETY: entries in the table are `Entry<K, V>` (the `State::table` invariant).
-        let matches = |entry| unsafe { Entry::<K, V>::from_table(entry) }.matches(hash, key);
+        let matches = |entry: EntryRef<Entry<K, V>>| entry.get().matches(hash, key);
         // A lock-free miss can be a concurrent split moving the entry: confirm misses under the lock.
         let entry =
             state.table.find(hash, matches).or_else(|| state.table.find_locked(Self::user_code(), hash, matches))?;
-        // SAFETY: as above.
-        Some(&unsafe { Entry::<K, V>::from_table(entry) }.value)
+        Some(&entry.get().value)
     }
 
     /// The cached value for `key`, or `f(&key)`: cached if the budget can hold it, handed back as
@@ -817,14 +591,11 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
     /// The hit path; everything else is in [`miss`](Self::miss) and [`first_miss`](Self::first_miss).
     #[inline]
     fn get_or_compute<E>(&self, key: K, f: impl FnOnce(&K) -> Result<V, E>) -> Result<Cached<V>, E> {
-        let Some(state) = self.existing_state() else { return self.first_miss(key, f) };
+        let Some(state) = self.state.get() else { return self.first_miss(key, f) };
         let hash = state.hasher.hash_one(&key);
-        // SAFETY: entries in the table are `Entry<K, V>` (the `State::table` invariant).
-        let matches = |entry| unsafe { Entry::<K, V>::from_table(entry) }.matches(hash, &key);
-        if let Some(entry) = state.table.find(hash, matches) {
+        if let Some(entry) = state.table.find(hash, |entry| entry.get().matches(hash, &key)) {
             state.count_hit();
-            // SAFETY: as above.
-            return Ok(Cached::Static(&unsafe { Entry::<K, V>::from_table(entry) }.value));
+            return Ok(Cached::Static(&entry.get().value));
         }
         self.miss(state, hash, key, f)
     }
@@ -859,13 +630,12 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
     #[inline(never)]
     fn miss<E>(
         &self,
-        state: &'static State<K>,
+        state: &'static State<K, V>,
         hash: u64,
         key: K,
         f: impl FnOnce(&K) -> Result<V, E>,
     ) -> Result<Cached<V>, E> {
-        // SAFETY: entries in the table are `Entry<K, V>` (the `State::table` invariant).
-        let matches = |entry| unsafe { Entry::<K, V>::from_table(entry) }.matches(hash, &key);
+        let matches = |entry: EntryRef<Entry<K, V>>| entry.get().matches(hash, &key);
         let stripe = state.stripe(hash);
         let me = thread_token();
         let mut pending = stripe.pending.lock();
@@ -876,8 +646,7 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
             if let Some(entry) = state.table.find_locked(Self::user_code(), hash, matches) {
                 drop(pending);
                 state.count_hit();
-                // SAFETY: as above.
-                return Ok(Cached::Static(&unsafe { Entry::<K, V>::from_table(entry) }.value));
+                return Ok(Cached::Static(&entry.get().value));
             }
             if self.is_full() {
                 drop(pending);
@@ -906,36 +675,17 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
             state.counts.degraded.fetch_add(1, Relaxed);
             return Ok(Cached::Owned(value));
         }
-        let budget = state.budget;
-        let inserted = state.table.find_or_insert(
-            Self::user_code(),
-            budget,
-            hash,
-            // SAFETY: entries in the table are `Entry<K, V>` (the `State::table` invariant).
-            |(key, _): &(K, V), entry| unsafe { Entry::<K, V>::from_table(entry) }.matches(hash, key),
-            // SAFETY: as above; reading the stored hash runs no user code, so it cannot panic.
-            |entry| unsafe { Entry::<K, V>::from_table(entry) }.hash,
-            Layout::new::<Entry<K, V>>(),
-            (key, value),
-            |(key, value)| match budget.leak(Entry { hash, key, value }) {
-                Ok(entry) => Ok(NonNull::from(entry).cast()),
-                Err(rejected) => Err(rejected.map(|entry| (entry.key, entry.value))),
-            },
-        );
+        let inserted = state.table.find_or_insert(Self::user_code(), state.budget, hash, Entry { hash, key, value });
         // Inserted (or refused) before the waiters are woken, so they find the entry (or the cache full).
         let answer = match inserted {
             // Nobody else inserts this key while this thread's record is linked, but a `Hash` and `Eq` that disagree
-            // could make another key look equal: keep what is there, as a look-up would.
-            Ok(Found::Inserted(entry) | Found::Existing(entry, _)) => {
-                // SAFETY: the table has just handed out one of its entries, an `Entry<K, V>` (the `State::table`
-                // invariant; `make` above writes exactly that).
-                Cached::Static(&unsafe { Entry::<K, V>::from_table(entry) }.value)
-            }
+            // could make another key look equal: keep what is there (the new entry is dropped), as a look-up would.
+            Ok(entry) => Cached::Static(&entry.get().value),
             Err(rejected) => {
-                let ((_, value), error) = rejected.into_parts();
+                let (entry, error) = rejected.into_parts();
                 self.refused(error);
                 state.counts.degraded.fetch_add(1, Relaxed);
-                Cached::Owned(value)
+                Cached::Owned(entry.value)
             }
         };
         drop(registration);
@@ -958,7 +708,7 @@ impl<K: 'static, V: 'static> Default for StaticCache<K, V> {
 impl<K: 'static, V: 'static> fmt::Debug for StaticCache<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StaticCache")
-            .field("budget", &self.budget.map_or("global", LeakBudget::name))
+            .field("budget", &self.budget().map_or("global", LeakBudget::name))
             .field("len", &self.len())
             .field("full", &self.is_full())
             .field("stats", &self.stats())

@@ -1,41 +1,21 @@
 //! [`LeakOnce`]: a once-cell whose value is leaked into a [`LeakBudget`], so it hands out `&'static T` wherever the
-//! cell itself lives; and [`leak_once!`](crate::leak_once), a cell per call site.
-//!
-//! # Protocol and memory orderings
-//!
-//! Both kinds of cell are a [`Slot`]: a pointer that is null until a value is published and never changes after, an
-//! *owner* (the thread running an initialiser, if any) guarded by a mutex, and a condition variable.
-//!
-//! - **Publication.** The owner runs the initialiser with no lock held, leaks the value into the budget (which writes
-//!   it), then stores its address with `Release`. [`LeakOnce::get`] loads the address with `Acquire`, so a thread that
-//!   sees the address also sees every write that built the value (and, for a call site, the value's recorded type).
-//!   That load is the whole fast path: no lock, no write, as in `OnceLock::get`.
-//! - **Exclusion.** The owner is claimed and released under the mutex, and the address is stored *before* the owner
-//!   is released. A thread that holds the mutex and finds neither an owner nor an address therefore knows that no
-//!   value was published and that nobody is initialising, and becomes the owner. At most one initialiser runs at a
-//!   time and none runs once a value is published: exactly one value is ever published, and it is charged once.
-//!   Under the mutex the address is still loaded with `Acquire`: an owner may have stored it and not yet released the
-//!   role, and only the `Release`/`Acquire` pair orders the value's contents then.
-//! - **Waiting.** Other callers wait on the condition variable while there is an owner, and re-check under the mutex
-//!   after every wake-up (spurious ones are harmless). The owner releases the role in a drop guard, which also runs
-//!   when the initialiser panics or the budget refuses the value, and wakes every waiter; the next one to take the
-//!   mutex becomes the owner and runs its own initialiser.
-//! - **Re-entrancy.** The owner is recorded by its thread token. A thread that finds itself recorded as the owner is calling
-//!   back into the cell from its own initialiser and would wait for itself forever, so it panics instead.
-
-use core::any::{TypeId, type_name};
+//! cell itself lives; and [`leak_once!`](crate::leak_once), a cell per call site (`site.rs`). Both publish their value
+//! with the protocol in `publication.rs`, whose module note gives its memory orderings.
+use core::any::type_name;
 use core::convert::Infallible;
 use core::fmt;
 use core::marker::PhantomData;
 use core::panic::{RefUnwindSafe, UnwindSafe};
-use core::ptr::{self, NonNull};
 
-use crate::sync::{
-    AtomicPtr, Condvar, Mutex,
-    Ordering::{Acquire, Relaxed, Release},
-    UnsafeCell, loom_const_fn, thread_token,
-};
-use crate::{LeakBudget, LeakError, Rejected};
+use crate::budget::LeakBudget;
+use crate::error::{LeakError, Rejected};
+use crate::sync::loom_const_fn;
+
+mod publication;
+mod site;
+
+use publication::{CellName, Owner, Publication};
+pub use site::LeakOnceSite;
 
 /// A once-cell whose value is leaked into a [`LeakBudget`]: it hands out `&'static T`, from any thread, even when
 /// the cell itself is a local or a field rather than a `static`.
@@ -153,9 +133,9 @@ use crate::{LeakBudget, LeakError, Rejected};
 /// assert_eq!((*mine, theirs), (10, 10));
 /// ```
 pub struct LeakOnce<T> {
-    /// The publication protocol. Invariant: a non-null `slot.value` is the address of a `T` leaked with
+    /// The publication protocol. Invariant: a non-null `publication.value` is the address of a `T` leaked with
     /// [`LeakBudget::leak`] (published only by [`LeakOnce::store`]).
-    slot: Slot,
+    publication: Publication,
     /// The budget the value is leaked into; `None` for [`LeakBudget::global`], looked up only when a value is stored
     /// (so a `const` cell can use it, and an invalid `LEAK_BUDGET` becomes an error of the call that stores).
     budget: Option<&'static LeakBudget>,
@@ -202,7 +182,7 @@ impl<T> LeakOnce<T> {
         /// ```
         #[must_use]
         pub fn new() -> Self {
-            Self { slot: Slot::new(), budget: None, _value: PhantomData }
+            Self { publication: Publication::new(), budget: None, _value: PhantomData }
         }
     }
 
@@ -223,7 +203,7 @@ impl<T> LeakOnce<T> {
         /// ```
         #[must_use]
         pub fn in_budget(budget: &'static LeakBudget) -> Self {
-            Self { slot: Slot::new(), budget: Some(budget), _value: PhantomData }
+            Self { publication: Publication::new(), budget: Some(budget), _value: PhantomData }
         }
     }
 }
@@ -248,9 +228,9 @@ impl<T: 'static> LeakOnce<T> {
     #[inline]
     #[must_use]
     pub fn get(&self) -> Option<&'static T> {
-        // SAFETY: by the `LeakOnce::slot` invariant a non-null address is that of a `T` leaked into a budget, which is
-        // never freed, moved or borrowed mutably; the `Acquire` load in `Slot::load` makes its contents visible.
-        unsafe { self.slot.load().cast::<T>().as_ref() }
+        // SAFETY: by the `LeakOnce::publication` invariant a non-null address is that of a `T` leaked into a budget, which is
+        // never freed, moved or borrowed mutably; the `Acquire` load in `Publication::load` makes its contents visible.
+        unsafe { self.publication.load().cast::<T>().as_ref() }
     }
 
     /// Stores `value` if the cell is empty, and returns the stored value. If another thread is initialising the cell,
@@ -290,7 +270,7 @@ impl<T: 'static> LeakOnce<T> {
         if self.get().is_some() {
             return Err(Rejected::new(value, LeakError::AlreadySet));
         }
-        match self.slot.claim(CellName::Typed(type_name::<T>())) {
+        match self.publication.claim(CellName::Typed(type_name::<T>())) {
             Ok(owner) => self.store(owner, value),
             Err(_published) => Err(Rejected::new(value, LeakError::AlreadySet)),
         }
@@ -399,8 +379,8 @@ impl<T: 'static> LeakOnce<T> {
     /// The slow path of the `get_or_*` methods: waits for the owner role or a published value.
     #[cold]
     fn initialize<E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<&'static T, InitError<T, E>> {
-        match self.slot.claim(CellName::Typed(type_name::<T>())) {
-            // SAFETY: by the `LeakOnce::slot` invariant the published address is that of a `T` leaked into a budget,
+        match self.publication.claim(CellName::Typed(type_name::<T>())) {
+            // SAFETY: by the `LeakOnce::publication` invariant the published address is that of a `T` leaked into a budget,
             // never freed, moved or borrowed mutably; `claim` loaded it with `Acquire`.
             Err(published) => Ok(unsafe { published.cast::<T>().as_ref() }),
             Ok(owner) => {
@@ -421,7 +401,7 @@ impl<T: 'static> LeakOnce<T> {
             },
         };
         let value: &'static T = budget.leak(value)?;
-        // The `LeakOnce::slot` invariant holds: `value` is a `T` leaked with `LeakBudget::leak`.
+        // The `LeakOnce::publication` invariant holds: `value` is a `T` leaked with `LeakBudget::leak`.
         owner.publish(value);
         Ok(value)
     }
@@ -501,315 +481,6 @@ impl<T, E: std::error::Error + 'static> std::error::Error for InitError<T, E> {
         match self {
             Self::Init(error) => Some(error),
             Self::Leak(rejected) => Some(rejected.error()),
-        }
-    }
-}
-
-/// Evaluates an expression at most once per call site, leaks its value, and returns the same `&'static` reference in
-/// a `Result` to every caller, from any thread.
-///
-/// - `leak_once!(expr)` leaks into the [global budget](LeakBudget::global);
-/// - `leak_once!(in budget, expr)` leaks into `budget`, a `&'static LeakBudget` (such as `&BUDGET` for a `static`),
-///   evaluated only when `expr` is.
-///
-/// Each call site has its own hidden `static` cell with the semantics of [`LeakOnce::get_or_init`]: callers racing
-/// the first evaluation wait for it; if the value cannot be stored it is returned in the `Err` and the next call
-/// evaluates `expr` again. `expr` is evaluated inside a closure, so `?` and `return` in it do not leave the enclosing
-/// function. Its type must be `Sync + 'static`.
-///
-/// As for any `static`, a call site inside a generic function is one cell for every instantiation of the function:
-/// the first value stored is the one every instantiation gets. Use a [`LeakOnce`] per type for values that depend on
-/// type parameters.
-///
-/// # Errors
-///
-/// `Err(`[`Rejected`]`)` holding the value of `expr` if it cannot be stored, as [`LeakOnce::get_or_init`].
-///
-/// # Panics
-///
-/// If `expr` panics (the panic propagates and a later call evaluates `expr` again), if `expr` reaches the same call
-/// site again on the same thread, or if a call site in a generic function is reached with a value of another type
-/// than the one it stored.
-///
-/// # Examples
-///
-/// ```
-/// use leak_budget::{LeakBudget, leak_once};
-///
-/// fn banner() -> &'static str {
-///     leak_once!(format!("{} v{}", "demo", 1)).expect("the banner fits in the global budget")
-/// }
-/// assert!(std::ptr::eq(banner(), banner())); // evaluated once
-/// assert_eq!(banner(), "demo v1");
-///
-/// static TABLES: LeakBudget = LeakBudget::named("tables", 1 << 20);
-/// fn squares() -> &'static [u64] {
-///     leak_once!(in &TABLES, (0..256u64).map(|i| i * i).collect::<Vec<_>>()).unwrap()
-/// }
-/// let from_threads: Vec<&'static [u64]> =
-///     (0..4).map(|_| std::thread::spawn(squares)).map(|h| h.join().unwrap()).collect();
-/// assert!(from_threads.iter().all(|s| std::ptr::eq(*s, squares())));
-/// assert_eq!(TABLES.stats().allocations, 1);
-/// ```
-///
-/// The value must be shareable across threads:
-///
-/// ```compile_fail,E0277
-/// # #![allow(unused)] // only the error under test may stop the compilation
-/// use std::cell::Cell;
-///
-/// let hits: &'static Cell<u32> = leak_budget::leak_once!(Cell::new(0)).unwrap(); // error: `Cell<u32>` is not `Sync`
-/// ```
-///
-/// ```
-/// use std::sync::atomic::{AtomicU32, Ordering};
-///
-/// let hits: &'static AtomicU32 = leak_budget::leak_once!(AtomicU32::new(0)).unwrap();
-/// hits.fetch_add(1, Ordering::Relaxed);
-/// ```
-#[macro_export]
-macro_rules! leak_once {
-    (in $budget:expr, $value:expr $(,)?) => {{
-        static SITE: $crate::__private::LeakOnceSite = $crate::__private::LeakOnceSite::new(::core::concat!(
-            ::core::file!(),
-            ":",
-            ::core::line!(),
-            ":",
-            ::core::column!()
-        ));
-        SITE.get_or_init(|| ::core::result::Result::Ok($budget), || $value)
-    }};
-    ($value:expr $(,)?) => {{
-        static SITE: $crate::__private::LeakOnceSite = $crate::__private::LeakOnceSite::new(::core::concat!(
-            ::core::file!(),
-            ":",
-            ::core::line!(),
-            ":",
-            ::core::column!()
-        ));
-        SITE.get_or_init($crate::LeakBudget::try_global, || $value)
-    }};
-}
-
-/// The cell behind one [`leak_once!`](crate::leak_once) call site: a [`LeakOnce`] whose value's type is checked when
-/// it is read rather than fixed by the cell's type, because a macro cannot name the type of its expression in a
-/// `static`. Used by the macro; not part of the public API.
-#[doc(hidden)]
-pub struct LeakOnceSite {
-    /// The publication protocol. Invariant: a non-null `slot.value` is the address of a value leaked with
-    /// [`LeakBudget::leak`], whose `TypeId` is in `published_type`.
-    slot: Slot,
-    /// The `TypeId` and name of the published value's type. Written only by the slot's owner just before it publishes
-    /// (so never once `slot.value` is non-null), and read only after a non-null `slot.value` was loaded with
-    /// `Acquire`, which orders the write before the read.
-    published_type: UnsafeCell<Option<(TypeId, &'static str)>>,
-    /// `file:line:column` of the call site, for panic messages.
-    location: &'static str,
-}
-
-// SAFETY: `published_type` is written and read only as its invariant says, so no read races a write. The values the
-// site hands out are `Sync` (`get_or_init` requires it), as they are shared with every thread that reaches the site;
-// as for `LeakOnce`, they need not be `Send`. The other fields are `Sync`.
-unsafe impl Sync for LeakOnceSite {}
-
-impl LeakOnceSite {
-    loom_const_fn! {
-        /// An empty call-site cell; `location` appears in panic messages.
-        #[must_use]
-        pub fn new(location: &'static str) -> Self {
-            Self { slot: Slot::new(), published_type: UnsafeCell::new(None), location }
-        }
-    }
-
-    /// The value, initialised with `f` and leaked into `budget()` if the site is empty, as
-    /// [`LeakOnce::get_or_init`].
-    ///
-    /// # Errors
-    ///
-    /// As [`LeakOnce::get_or_init`]; and `budget()`'s error, with `f`'s value.
-    ///
-    /// # Panics
-    ///
-    /// As [`LeakOnce::get_or_init`], and if the site already holds a value of another type than `T` (a call site in a
-    /// generic function reached by two instantiations).
-    #[inline]
-    pub fn get_or_init<T: Sync + 'static>(
-        &self,
-        budget: impl FnOnce() -> Result<&'static LeakBudget, LeakError>,
-        f: impl FnOnce() -> T,
-    ) -> Result<&'static T, Rejected<T>> {
-        match NonNull::new(self.slot.load()) {
-            Some(published) => Ok(self.published(published)),
-            None => self.initialize(budget, f),
-        }
-    }
-
-    #[cold]
-    fn initialize<T: Sync + 'static>(
-        &self,
-        budget: impl FnOnce() -> Result<&'static LeakBudget, LeakError>,
-        f: impl FnOnce() -> T,
-    ) -> Result<&'static T, Rejected<T>> {
-        let owner = match self.slot.claim(CellName::Site(self.location)) {
-            Ok(owner) => owner,
-            Err(published) => return Ok(self.published(published)),
-        };
-        let value = f();
-        let value: &'static T = match budget() {
-            Ok(budget) => budget.leak(value)?,
-            Err(error) => return Err(Rejected::new(value, error)),
-        };
-        // SAFETY: the `published_type` invariant: this thread is the owner and has not published, so `slot.value` is
-        // null and no other thread reads or writes the field.
-        self.published_type.with_mut(|published_type| unsafe {
-            *published_type = Some((TypeId::of::<T>(), type_name::<T>()));
-        });
-        // The `LeakOnceSite::slot` invariant holds: `value` was leaked with `LeakBudget::leak` and its `TypeId` is
-        // recorded.
-        owner.publish(value);
-        Ok(value)
-    }
-
-    /// The published value as a `&'static T`.
-    ///
-    /// # Panics
-    ///
-    /// If the published value is not a `T`.
-    #[inline]
-    fn published<T: 'static>(&self, published: NonNull<()>) -> &'static T {
-        // SAFETY: the `published_type` invariant: `published` was loaded non-null with `Acquire` (by `Slot::load` or
-        // `Slot::claim`), so the write is visible and no write follows.
-        let type_id = self.published_type.with(|published_type| unsafe { (*published_type).map(|(id, _)| id) });
-        if type_id != Some(TypeId::of::<T>()) {
-            self.wrong_type(type_name::<T>());
-        }
-        // SAFETY: by the `LeakOnceSite::slot` invariant `published` is the address of a value leaked into a budget
-        // (never freed, moved or borrowed mutably), whose type was just checked to be `T`.
-        unsafe { published.cast::<T>().as_ref() }
-    }
-
-    /// Panics: the site was reached for a `requested` but holds a value of another type.
-    #[cold]
-    #[inline(never)]
-    fn wrong_type(&self, requested: &'static str) -> ! {
-        // SAFETY: as in `published`, whose caller loaded a non-null address before calling this.
-        let stored = self.published_type.with(|published_type| unsafe { (*published_type).map(|(_, name)| name) });
-        panic!(
-            "`leak_once!` at {} holds a value of type `{}` and was reached for a `{requested}`: a call site in a \
-             generic function is shared by all its instantiations; use a `LeakOnce<T>` per type instead",
-            self.location,
-            stored.unwrap_or("?"),
-        )
-    }
-}
-
-impl fmt::Debug for LeakOnceSite {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LeakOnceSite")
-            .field("location", &self.location)
-            .field("set", &!self.slot.load().is_null())
-            .finish_non_exhaustive()
-    }
-}
-
-/// The publication protocol shared by [`LeakOnce`] and [`LeakOnceSite`] (see the module notes). It does not depend
-/// on the value's type, so it is compiled once rather than once per `T`.
-struct Slot {
-    /// Null until a value is published, then its address forever. The value is fully written before its address is
-    /// stored (with `Release`, by [`Owner::publish`]), and is never written, moved or freed after. Stored only by the
-    /// owner, so at most once.
-    value: AtomicPtr<()>,
-    /// The [`thread_token`] of the thread running an initialiser, or 0 if none. Set only while `value` is null;
-    /// cleared (by [`Owner`]'s drop) only after the owner stored `value`, if it did.
-    owner: Mutex<usize>,
-    /// Notified (all waiters) whenever the owner is cleared.
-    released: Condvar,
-}
-
-impl Slot {
-    loom_const_fn! {
-        fn new() -> Self {
-            Self { value: AtomicPtr::new(ptr::null_mut()), owner: Mutex::new(0), released: Condvar::new() }
-        }
-    }
-
-    /// The published address, or null. `Acquire`: pairs with the `Release` store in [`Owner::publish`].
-    #[inline]
-    fn load(&self) -> *mut () {
-        self.value.load(Acquire)
-    }
-
-    /// Waits until a value is published (`Err` with its address, loaded with `Acquire`) or the calling thread becomes
-    /// the owner (`Ok`).
-    ///
-    /// # Panics
-    ///
-    /// If the calling thread already is the owner: `cell`'s initialiser called back into it.
-    #[cold]
-    fn claim(&self, cell: CellName) -> Result<Owner<'_>, NonNull<()>> {
-        let me = thread_token();
-        let mut owner = self.owner.lock();
-        loop {
-            // `Acquire` even under the mutex: an owner may have stored the address and not yet cleared the role.
-            if let Some(published) = NonNull::new(self.value.load(Acquire)) {
-                return Err(published);
-            }
-            match *owner {
-                0 => {
-                    *owner = me;
-                    return Ok(Owner { slot: self });
-                }
-                id if id == me => {
-                    drop(owner);
-                    panic!(
-                        "re-entrant initialisation of {cell}: its initialiser called back into the same cell on the \
-                         same thread, which would wait for itself forever; compute what the initialiser needs first, \
-                         or keep it in another cell"
-                    );
-                }
-                _ => owner = self.released.wait(owner),
-            }
-        }
-    }
-}
-
-/// The owner role of a [`Slot`], held by the thread running an initialiser. Dropping it (after publishing, after a
-/// refusal or while unwinding from a panicking initialiser) clears the role and wakes every waiter.
-struct Owner<'a> {
-    slot: &'a Slot,
-}
-
-impl Owner<'_> {
-    /// Publishes `value` (`Release`: everything written to build it is visible to whoever loads the address with
-    /// `Acquire`), then clears the role.
-    fn publish<T>(self, value: &'static T) {
-        debug_assert!(self.slot.value.load(Relaxed).is_null(), "a slot is published at most once");
-        self.slot.value.store(ptr::from_ref(value).cast_mut().cast(), Release);
-    }
-}
-
-impl Drop for Owner<'_> {
-    fn drop(&mut self) {
-        let mut owner = self.slot.owner.lock();
-        *owner = 0;
-        self.slot.released.notify_all();
-    }
-}
-
-/// Names a cell in panic messages.
-#[derive(Clone, Copy)]
-enum CellName {
-    /// A `LeakOnce<T>`, with `T`'s name.
-    Typed(&'static str),
-    /// A `leak_once!` call site, with its location.
-    Site(&'static str),
-}
-
-impl fmt::Display for CellName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Typed(type_name) => write!(f, "a `LeakOnce<{type_name}>`"),
-            Self::Site(location) => write!(f, "the `leak_once!` at {location}"),
         }
     }
 }

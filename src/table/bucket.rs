@@ -1,0 +1,87 @@
+//! [`Bucket`]: up to [`BUCKET_SLOTS`] entry pointers with their tags, and an overflow chain.
+
+use core::ptr::{self, NonNull};
+
+use super::BUCKET_SLOTS;
+use super::tag::{TAGS_PER_WORD, matching_bytes};
+use crate::sync::{
+    AtomicPtr, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
+
+/// Words of tags per bucket.
+const TAG_WORDS: usize = BUCKET_SLOTS / TAGS_PER_WORD;
+
+/// A bucket: up to [`BUCKET_SLOTS`] entries, their tags, and an overflow chain for entries with equal hashes.
+#[repr(C)]
+#[derive(Debug)]
+pub(super) struct Bucket {
+    /// One tag byte per slot, [`TAGS_PER_WORD`] per word (byte `i` of a word is bits `8i..8i+8`); 0 = empty.
+    ///
+    /// Invariant: a non-zero tag means the slot holds a published entry (the slot is written before the tag).
+    pub(super) tags: [AtomicUsize; TAG_WORDS],
+    /// Entry pointers; null = empty. Only written under the shard lock.
+    pub(super) slots: [AtomicPtr<u8>; BUCKET_SLOTS],
+    /// Next bucket of the chain (only at `MAX_DEPTH`, or for entries with equal directory bits). Null = none.
+    pub(super) overflow: AtomicPtr<Bucket>,
+    /// Directory bits this bucket's entries share. Only read and written under the shard lock.
+    pub(super) local_depth: AtomicUsize,
+}
+
+impl Bucket {
+    pub(super) fn new(local_depth: u32) -> Self {
+        Self {
+            tags: core::array::from_fn(|_| AtomicUsize::new(0)),
+            slots: core::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+            overflow: AtomicPtr::new(ptr::null_mut()),
+            local_depth: AtomicUsize::new(local_depth as usize),
+        }
+    }
+
+    /// The entry in `slot`, if its tag says it is occupied.
+    pub(super) fn entry(&self, slot: usize) -> Option<NonNull<u8>> {
+        let tag = (self.tags[slot / TAGS_PER_WORD].load(Acquire) >> (8 * (slot % TAGS_PER_WORD))) & 0xff;
+        if tag == 0 { None } else { NonNull::new(self.slots[slot].load(Acquire)) }
+    }
+
+    /// The first entry of this bucket (not its chain) tagged `tag` for which `eq` holds.
+    #[inline(always)]
+    pub(super) fn find(&self, tag: usize, eq: &mut impl FnMut(NonNull<u8>) -> bool) -> Option<NonNull<u8>> {
+        for (word_index, word) in self.tags.iter().enumerate() {
+            let mut matches = matching_bytes(word.load(Acquire), tag);
+            while matches != 0 {
+                let slot = word_index * TAGS_PER_WORD + (matches.trailing_zeros() / 8) as usize;
+                if let Some(entry) = NonNull::new(self.slots[slot].load(Acquire)) {
+                    if eq(entry) {
+                        return Some(entry);
+                    }
+                }
+                matches &= matches - 1;
+            }
+        }
+        None
+    }
+
+    /// A free slot, if any. Only meaningful under the shard lock.
+    pub(super) fn free_slot(&self) -> Option<usize> {
+        (0..BUCKET_SLOTS).find(|&slot| self.entry(slot).is_none())
+    }
+
+    /// Stores `entry` in free `slot` with its `tag`: the slot first, then the tag (`Release`), so a reader that
+    /// sees the tag sees the entry. Only under the shard lock.
+    pub(super) fn put(&self, slot: usize, tag: usize, entry: NonNull<u8>) {
+        self.slots[slot].store(entry.as_ptr(), Release);
+        self.tags[slot / TAGS_PER_WORD].fetch_or(tag << (8 * (slot % TAGS_PER_WORD)), Release);
+    }
+
+    /// Empties `slot`: the tag first, then the slot. Only under the shard lock.
+    pub(super) fn clear(&self, slot: usize) {
+        self.tags[slot / TAGS_PER_WORD].fetch_and(!(0xff << (8 * (slot % TAGS_PER_WORD))), Release);
+        self.slots[slot].store(ptr::null_mut(), Release);
+    }
+
+    pub(super) fn local_depth(&self) -> u32 {
+        // At most `MAX_DEPTH`, so it fits.
+        self.local_depth.load(Relaxed) as u32
+    }
+}

@@ -1,0 +1,68 @@
+//! The tag bytes of a bucket: one byte per slot, [`TAGS_PER_WORD`] to a word, compared with a look-up's tag a whole
+//! word at a time (SWAR: SIMD within a register).
+
+use core::mem::size_of;
+
+/// Tag bytes per word.
+pub(super) const TAGS_PER_WORD: usize = size_of::<usize>();
+/// `0x0101..01`: one in every byte of a tag word.
+const LOW_BITS: usize = usize::MAX / 0xff;
+/// `0x8080..80`: the top bit of every byte of a tag word.
+const HIGH_BITS: usize = LOW_BITS << 7;
+
+/// The tag stored for `hash`: its low 7 bits, with the top bit set so that no tag is 0 (empty).
+pub(super) fn tag_of(hash: u64) -> usize {
+    (hash as usize & 0x7f) | 0x80
+}
+
+/// One bit per byte of `word` (the byte's top bit) where that byte equals `tag`. Exact: no false positives.
+pub(super) fn matching_bytes(word: usize, tag: usize) -> usize {
+    let diff = word ^ (tag * LOW_BITS);
+    // A byte of `diff` is zero iff adding 0x7f to its low 7 bits leaves its top bit clear and its own top bit is clear.
+    !(((diff & !HIGH_BITS) + !HIGH_BITS) | diff | !HIGH_BITS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The byte positions (0-based, least significant first) where `word` holds `tag`, the slow way.
+    fn positions(word: usize, tag: usize) -> Vec<usize> {
+        (0..TAGS_PER_WORD).filter(|i| (word >> (8 * i)) & 0xff == tag).collect()
+    }
+
+    /// A tag word whose byte `i` is `pattern[i % pattern.len()]`.
+    fn word_of(pattern: &[u8]) -> usize {
+        (0..TAGS_PER_WORD).fold(0, |word, i| word | usize::from(pattern[i % pattern.len()]) << (8 * i))
+    }
+
+    #[test]
+    fn tag_matching_finds_exactly_the_equal_bytes() {
+        let patterns: [&[u8]; 7] = [
+            &[0],
+            &[0xff],
+            &[0x80],
+            &[0x81],
+            &[0x81, 0x80, 0x80, 0x81, 0x00, 0xff, 0x80, 0x81],
+            &[0x01, 0x80],
+            &[0, 1],
+        ];
+        for word in patterns.map(word_of) {
+            for tag in [0x80, 0x81, 0xff, 0x00, 0x01] {
+                let found = matching_bytes(word, tag);
+                let got: Vec<usize> = (0..TAGS_PER_WORD).filter(|i| found & (0x80 << (8 * i)) != 0).collect();
+                assert_eq!(got, positions(word, tag), "word {word:#x} tag {tag:#x}");
+                assert_eq!(found & !HIGH_BITS, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn tags_are_never_zero_and_use_the_low_bits() {
+        for hash in [0, 1, 0x7f, 0x80, u64::MAX, 0xdead_beef] {
+            let tag = tag_of(hash);
+            assert!(tag & 0x80 != 0 && tag <= 0xff);
+            assert_eq!(tag & 0x7f, (hash & 0x7f) as usize);
+        }
+    }
+}
