@@ -46,7 +46,7 @@ pub use config::{DEFAULT_GLOBAL_LIMIT, LEAK_BUDGET_VAR, parse_size};
 pub use error::{LeakError, Rejected, TryWithError};
 #[cfg(not(loom))]
 pub use intern::intern;
-pub use intern::{Internable, Interned, Interner};
+pub use intern::{Internable, Interned, Interner, Iter as InternerIter};
 pub use once::{InitError, LeakOnce};
 pub use report::{
     LEAK_BUDGET_REPORT_VAR, Report, ReportAtExit, ReportEntry, ReportFigures, print_report, report, report_at_exit,

@@ -62,7 +62,7 @@ fn many_values_survive_every_split_and_doubling() {
     }
     let distinct: HashSet<Interned<str>> = handles.iter().copied().collect();
     assert_eq!(distinct.len(), count);
-    let mut snapshot: Vec<&str> = strings.snapshot().into_iter().map(Interned::as_static).collect();
+    let mut snapshot: Vec<&str> = strings.iter().map(Interned::as_static).collect();
     snapshot.sort_unstable();
     let mut expected: Vec<&str> = words.iter().map(String::as_str).collect();
     expected.sort_unstable();
@@ -274,10 +274,12 @@ fn handles_are_one_pointer_ordered_by_value_and_print_as_the_value() {
 }
 
 #[test]
-fn the_global_intern_function_returns_shared_static_strings() {
+fn the_global_intern_function_returns_shared_handles() {
     let a = leak_budget::intern("global-intern-test").unwrap();
     let b = leak_budget::intern(&String::from("global-intern-test")).unwrap();
-    assert!(core::ptr::eq(a, b));
+    assert_eq!(a, b);
+    assert!(core::ptr::eq(a.as_static(), b.as_static()));
+    assert_eq!(a, "global-intern-test");
 }
 
 /// A value whose `Hash`, `Eq` or `Clone` panics on demand, and whose hash is constant (every value collides, so
@@ -340,4 +342,72 @@ fn a_non_sync_value_type_can_still_be_interned_on_one_thread() {
     let values: Interner<Local> = Interner::in_budget(budget(1 << 20));
     let a = values.intern(&Local(1, std::marker::PhantomData)).unwrap();
     assert_eq!(a.0, 1);
+}
+
+#[test]
+fn iter_visits_every_value_interned_before_it_once_while_others_intern() {
+    let strings: &'static Interner<str> = interner(budget(4 << 20));
+    let before: Vec<String> = (0..scaled(2_000, 60)).map(|i| format!("before-{i}")).collect();
+    for value in &before {
+        strings.intern(value).unwrap();
+    }
+    let writer = thread::spawn(move || {
+        for i in 0..scaled(2_000, 60) {
+            strings.intern(&format!("during-{i}")).unwrap();
+        }
+    });
+    let seen: Vec<&str> = strings.iter().map(Interned::as_static).collect();
+    writer.join().unwrap();
+    let distinct: HashSet<&str> = seen.iter().copied().collect();
+    assert_eq!(distinct.len(), seen.len(), "a value was visited twice");
+    for value in &before {
+        assert!(distinct.contains(value.as_str()), "{value} was interned before iter() and not visited");
+    }
+    assert!(seen.iter().all(|value| value.starts_with("before-") || value.starts_with("during-")));
+    // With no insert under way, the iterator sees exactly what the interner holds.
+    assert_eq!(strings.iter().count(), strings.len());
+    assert_eq!((&*strings).into_iter().count(), strings.len());
+}
+
+#[test]
+fn iter_holds_no_lock_between_items_so_the_loop_may_intern() {
+    let outcome = support::bounded(|| {
+        let strings: &'static Interner<str> = interner(budget(1 << 20));
+        for i in 0..64 {
+            strings.intern(&format!("seed-{i}")).unwrap();
+        }
+        let mut added = 0;
+        for value in strings.iter().take(64) {
+            // A new value goes into some shard, maybe the one this iterator copied last: its lock is not held.
+            strings.intern(&format!("{value}-copy")).unwrap();
+            added += 1;
+        }
+        (added, strings.len())
+    });
+    assert_eq!(outcome.expect("no deadlock, no panic"), (64, 128));
+}
+
+#[test]
+fn an_empty_interner_iterates_nothing() {
+    let strings: &'static Interner<str> = interner(budget(1 << 20));
+    assert_eq!(strings.iter().next(), None);
+    let none: &'static Interner<str> = interner(budget(0));
+    assert!(none.intern("x").is_err());
+    assert_eq!(none.iter().count(), 0);
+}
+
+#[test]
+fn string_handles_compare_with_plain_strings_both_ways() {
+    let strings: &'static Interner<str> = interner(budget(1 << 20));
+    let word = strings.intern("word").unwrap();
+    assert!(word == "word" && "word" == word && word == *"word" && *"word" == word);
+    assert!(word == String::from("word") && String::from("word") == word);
+    assert!(word != "other" && String::from("other") != word);
+    let bytes: &'static Interner<[u8]> = interner(budget(1 << 20));
+    let raw = bytes.intern(b"raw").unwrap();
+    assert!(raw == b"raw"[..] && raw == &b"raw"[..] && raw == b"raw".to_vec() && b"raw".to_vec() == raw);
+    let plain: &'static [u8] = raw.into();
+    assert_eq!(plain, b"raw");
+    assert_eq!(AsRef::<[u8]>::as_ref(&word), b"word");
+    assert_eq!(AsRef::<std::path::Path>::as_ref(&word), std::path::Path::new("word"));
 }

@@ -270,7 +270,7 @@ where
 
     fn snapshot(&self) {
         let before = self.budget.stats();
-        let snapshot = self.interner.snapshot();
+        let snapshot = self.interner.iter().collect::<Vec<_>>();
         let all: HashSet<Interned<T>> = snapshot.iter().copied().collect();
         assert_eq!(all.len(), snapshot.len(), "no handle twice in the snapshot");
         let expected: HashSet<Interned<T>> = self.handles.values().copied().collect();

@@ -285,7 +285,7 @@ impl<V: Value> Model<V> {
 
     fn snapshot(&self) {
         let before = self.budget.stats();
-        let snapshot = self.interner.snapshot();
+        let snapshot = self.interner.iter().collect::<Vec<_>>();
         let all: HashSet<Interned<V::T>> = snapshot.iter().copied().collect();
         assert_eq!(all.len(), snapshot.len(), "no handle twice in the snapshot");
         let expected: HashSet<Interned<V::T>> = self.handles.values().map(|&(handle, _)| handle).collect();

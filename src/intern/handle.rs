@@ -35,6 +35,35 @@ use crate::table::EntryRef;
 /// assert_eq!(name, "alpha");
 /// # Ok::<(), leak_budget::LeakError>(())
 /// ```
+///
+/// # Strings and byte strings
+///
+/// `Interned<str>` and `Interned<[u8]>` compare with the plain values they stand for (by value; two handles compare by
+/// address, which for handles of one interner is the same thing).
+///
+/// There is deliberately no `Borrow<str>` for `Interned<str>` (nor `Borrow<[u8]>`): `Borrow` promises that a value
+/// and its borrowed form hash and compare alike, and a handle hashes its address, not its characters, so a
+/// `HashMap<Interned<str>, V>` looked up with a `&str` would silently miss. To turn a borrowed string into its
+/// handle, ask the interner: [`Interner::get`](super::Interner::get) never allocates.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::path::Path;
+/// use leak_budget::{Interned, Interner};
+///
+/// static WORDS: Interner<str> = Interner::new();
+/// let word = WORDS.intern("serde")?;
+/// assert!(word == "serde" && "serde" == word && word == String::from("serde"));
+/// let _: &std::ffi::OsStr = word.as_ref();
+/// assert_eq!(AsRef::<Path>::as_ref(&word), Path::new("serde"));
+/// let plain: &'static str = word.into();
+///
+/// let mut counts: HashMap<Interned<str>, u32> = HashMap::new();
+/// *counts.entry(word).or_default() += 1;
+/// let key = WORDS.get(plain).expect("interned above"); // a &str becomes its handle without allocating
+/// assert_eq!(counts[&key], 1);
+/// # Ok::<(), leak_budget::LeakError>(())
+/// ```
 pub struct Interned<T: ?Sized + Internable> {
     /// An [`EntryRef<Values<T>>`](EntryRef), erased so that `T`'s variance is decided below, not by `T::Record`.
     entry: NonNull<u8>,
@@ -134,5 +163,57 @@ impl<T: ?Sized + Internable + fmt::Debug> fmt::Debug for Interned<T> {
 impl<T: ?Sized + Internable + fmt::Display> fmt::Display for Interned<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self.as_static(), f)
+    }
+}
+
+// `Interned<str>` and `Interned<[u8]>` == the plain values they stand for, both ways round.
+macro_rules! compares_with_plain_values {
+    ($target:ty, [$($plain:ty),*]) => {$(
+        impl PartialEq<$plain> for Interned<$target> {
+            #[inline]
+            fn eq(&self, other: &$plain) -> bool {
+                <$target as PartialEq>::eq(self.as_static(), &other[..])
+            }
+        }
+
+        impl PartialEq<Interned<$target>> for $plain {
+            #[inline]
+            fn eq(&self, other: &Interned<$target>) -> bool {
+                <$target as PartialEq>::eq(&self[..], other.as_static())
+            }
+        }
+    )*};
+}
+
+compares_with_plain_values!(str, [str, &str, String]);
+compares_with_plain_values!([u8], [[u8], &[u8], Vec<u8>]);
+
+impl AsRef<[u8]> for Interned<str> {
+    fn as_ref(&self) -> &[u8] {
+        self.as_static().as_bytes()
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Interned<str> {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.as_static().as_ref()
+    }
+}
+
+impl AsRef<std::path::Path> for Interned<str> {
+    fn as_ref(&self) -> &std::path::Path {
+        self.as_static().as_ref()
+    }
+}
+
+impl From<Interned<str>> for &'static str {
+    fn from(handle: Interned<str>) -> Self {
+        handle.as_static()
+    }
+}
+
+impl From<Interned<[u8]>> for &'static [u8] {
+    fn from(handle: Interned<[u8]>) -> Self {
+        handle.as_static()
     }
 }

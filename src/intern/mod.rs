@@ -290,7 +290,13 @@ impl<T: ?Sized + Internable> Interner<T> {
         Some(Interned::new(entry))
     }
 
-    /// Every value interned so far (in no particular order). Values interned while this runs may or may not appear.
+    /// The handles interned so far, in no particular order, each once.
+    ///
+    /// The iterator does not gather them all first: it visits the table's shards one after another, copying one
+    /// shard's handles at a time under that shard's lock (no user code runs under it), and hands them out after the
+    /// lock is released. A value interned before the call is always visited; one interned while the iterator runs
+    /// is visited if its shard has not been copied yet. An iterator holds no lock between calls to `next`, so it may
+    /// be kept as long as wanted, and the interner used meanwhile.
     ///
     /// # Examples
     ///
@@ -298,15 +304,14 @@ impl<T: ?Sized + Internable> Interner<T> {
     /// static WORDS: leak_budget::Interner<str> = leak_budget::Interner::new();
     /// WORDS.intern("b")?;
     /// WORDS.intern("a")?;
-    /// let mut all: Vec<&str> = WORDS.snapshot().into_iter().map(|w| w.as_static()).collect();
+    /// WORDS.intern("b")?;
+    /// let mut all: Vec<&str> = WORDS.iter().map(|word| word.as_static()).collect();
     /// all.sort_unstable();
     /// assert_eq!(all, ["a", "b"]);
     /// # Ok::<(), leak_budget::LeakError>(())
     /// ```
-    #[must_use]
-    pub fn snapshot(&self) -> Vec<Interned<T>> {
-        let Some(state) = self.state.get() else { return Vec::new() };
-        state.table.entries().into_iter().map(Interned::new).collect()
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { table: self.state.get().map(|state| &state.table), shard: 0, copied: Vec::new() }
     }
 }
 
@@ -436,7 +441,54 @@ impl<T: ?Sized + 'static> fmt::Debug for Interner<T> {
     }
 }
 
-/// Interns `s` in a process-wide string interner on the [global budget](LeakBudget::global).
+impl<'a, T: ?Sized + Internable> IntoIterator for &'a Interner<T> {
+    type Item = Interned<T>;
+    type IntoIter = Iter<'a, T>;
+
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+/// The handles of an [`Interner`], from [`Interner::iter`].
+pub struct Iter<'a, T: ?Sized + Internable> {
+    /// The interner's table; `None` if it had no state (nothing interned) when the iterator was made.
+    table: Option<&'a TypedTable<Values<T>>>,
+    /// The next shard to copy.
+    shard: usize,
+    /// Handles copied from the last shard and not handed out yet.
+    copied: Vec<EntryRef<Values<T>>>,
+}
+
+impl<T: ?Sized + Internable> Iterator for Iter<'_, T> {
+    type Item = Interned<T>;
+
+    fn next(&mut self) -> Option<Interned<T>> {
+        loop {
+            if let Some(entry) = self.copied.pop() {
+                return Some(Interned::new(entry));
+            }
+            let table = self.table?;
+            if self.shard == TypedTable::<Values<T>>::SHARDS {
+                return None;
+            }
+            table.shard_entries(self.shard, &mut self.copied);
+            self.shard += 1;
+        }
+    }
+}
+
+impl<T: ?Sized + Internable> core::iter::FusedIterator for Iter<'_, T> {}
+
+impl<T: ?Sized + Internable> fmt::Debug for Iter<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter").field("shard", &self.shard).field("copied", &self.copied.len()).finish_non_exhaustive()
+    }
+}
+
+/// Interns `s` in a process-wide string interner on the [global budget](LeakBudget::global), as
+/// [`Interner::intern`] does: the handle compares in O(1) by address, and [`Interned::as_static`] (or `.into()`) gives
+/// the `&'static str`.
 ///
 /// # Errors
 ///
@@ -445,13 +497,17 @@ impl<T: ?Sized + 'static> fmt::Debug for Interner<T> {
 /// # Examples
 ///
 /// ```
-/// let a = leak_budget::intern("shared")?;
+/// use leak_budget::Interned;
+///
+/// let a: Interned<str> = leak_budget::intern("shared")?;
 /// let b = leak_budget::intern(&format!("sha{}", "red"))?;
-/// assert!(core::ptr::eq(a, b));
+/// assert_eq!(a, b); // one pointer compare
+/// let text: &'static str = a.into();
+/// assert_eq!(text, "shared");
 /// # Ok::<(), leak_budget::LeakError>(())
 /// ```
 #[cfg(not(loom))]
-pub fn intern(s: &str) -> Result<&'static str, LeakError> {
+pub fn intern(s: &str) -> Result<Interned<str>, LeakError> {
     static STRINGS: Interner<str> = Interner::new();
-    STRINGS.intern(s).map(Interned::as_static)
+    STRINGS.intern(s)
 }

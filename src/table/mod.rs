@@ -328,13 +328,18 @@ impl Table {
         self.shards.iter().map(|shard| shard.len.load(Relaxed)).sum()
     }
 
-    /// Every entry, one shard at a time under its lock (so entries being moved are neither missed nor repeated).
-    fn entries(&self) -> Vec<NonNull<u8>> {
-        let mut entries = Vec::with_capacity(self.len());
-        for shard in &self.shards {
+    /// Shards the table has: [`shard_entries`](Self::shard_entries) takes `0..SHARDS`.
+    const SHARDS: usize = SHARDS;
+
+    /// Appends the entries of shard `index` to `entries`, under the shard's lock (so entries being moved are neither
+    /// missed nor repeated). Only copies pointers: no user code runs under the lock.
+    fn shard_entries(&self, index: usize, entries: &mut Vec<NonNull<u8>>) {
+        let shard = &self.shards[index];
+        entries.reserve(shard.len.load(Relaxed));
+        {
             let _locked = shard.lock.lock();
             // SAFETY: under the shard lock; directories and buckets are never freed.
-            let Some(directory) = (unsafe { DirRef::new(shard.directory.load(Acquire)) }) else { continue };
+            let Some(directory) = (unsafe { DirRef::new(shard.directory.load(Acquire)) }) else { return };
             for (index, slot) in directory.slots().iter().enumerate() {
                 // SAFETY: directory slots point to published buckets, never freed.
                 let head = unsafe { &*slot.load(Acquire) };
@@ -350,6 +355,5 @@ impl Table {
                 }
             }
         }
-        entries
     }
 }

@@ -176,9 +176,15 @@ impl<E: EntryKind> TypedTable<E> {
         }
     }
 
-    /// Every entry, one shard at a time under its lock (so entries being moved are neither missed nor repeated).
-    pub(crate) fn entries(&self) -> Vec<EntryRef<E>> {
-        self.raw.entries().into_iter().map(EntryRef::from_table).collect()
+    /// Shards of the table, numbered `0..SHARDS` for [`shard_entries`](Self::shard_entries).
+    pub(crate) const SHARDS: usize = Table::SHARDS;
+
+    /// Appends every entry of shard `index` to `entries`, copied under the shard's lock (so entries being moved are
+    /// neither missed nor repeated); no user code runs under it.
+    pub(crate) fn shard_entries(&self, index: usize, entries: &mut Vec<EntryRef<E>>) {
+        let mut raw = Vec::new();
+        self.raw.shard_entries(index, &mut raw);
+        entries.extend(raw.into_iter().map(EntryRef::from_table));
     }
 }
 
