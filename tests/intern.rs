@@ -413,7 +413,8 @@ fn string_handles_compare_with_plain_strings_both_ways() {
     let bytes: &'static Interner<[u8]> = interner(budget(1 << 20));
     let raw = bytes.intern(b"raw").unwrap();
     assert!(raw == b"raw"[..]);
-    assert!(raw == &b"raw"[..]);
+    let borrowed: &[u8] = b"raw";
+    assert!(raw == borrowed);
     let owned = b"raw".to_vec();
     assert!(raw == owned);
     assert!(owned == raw);
