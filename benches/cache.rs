@@ -80,7 +80,7 @@ fn hits(c: &mut Criterion) {
         once_map::sync::OnceMap::with_hasher(Hasher::default());
     let frozen: elsa::sync::FrozenMap<u64, Box<Value>> = elsa::sync::FrozenMap::new();
     for key in 0..KEYS {
-        assert!(cache.get_or_insert_with(key, |&k| value_of(k)).is_static());
+        assert!(cache.get_or_insert_with(&key, |&k| value_of(k)).is_static());
         locked.write().insert(key, Box::leak(Box::new(value_of(key))));
         once_map.insert(key, |&k| Box::new(value_of(k)));
         frozen.insert(key, Box::new(value_of(key)));
@@ -93,7 +93,7 @@ fn hits(c: &mut Criterion) {
         group.bench_function(format!("leak-budget StaticCache::get_or_insert_with{suffix}"), |b| {
             b.iter_custom(|iters| {
                 time_lookups(threads, iters, stream, |key| {
-                    black_box(cache.get_or_insert_with(black_box(key), |&k| value_of(k)));
+                    black_box(cache.get_or_insert_with(black_box(&key), |&k| value_of(k)));
                 })
             });
         });

@@ -129,7 +129,7 @@ fn main() -> ExitCode {
 
     for &n in &options.numbers {
         let misses = factorizations.stats().misses;
-        let factors = factorizations.get_or_insert_with(n, |&n| Factors::of(n));
+        let factors = factorizations.get_or_insert_with(&n, |&n| Factors::of(n));
         if options.verbose {
             let how = match (&factors, factorizations.stats().misses > misses) {
                 (Cached::Static(_), false) => "cached",

@@ -192,7 +192,7 @@
 //! std::thread::spawn(move || {
 //!     shared.store(2, Ordering::Relaxed);
 //!     CELL.get_or_init(|| AtomicU32::new(3)).unwrap();
-//!     CACHE.get_or_insert_with(1, |_| AtomicU32::new(4));
+//!     CACHE.get_or_insert_with(&1, |_| AtomicU32::new(4));
 //!     assert_eq!((*handle, refused.into_inner()), (1, 7));
 //! })
 //! .join()

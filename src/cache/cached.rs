@@ -19,10 +19,10 @@ use crate::error::Rejected;
 /// static BUDGET: LeakBudget = LeakBudget::new(64 << 10);
 /// static LENGTHS: StaticCache<u64, String> = StaticCache::in_budget(&BUDGET);
 ///
-/// let first: Cached<String> = LENGTHS.get_or_insert_with(7, |n| format!("{n} bytes"));
+/// let first: Cached<String> = LENGTHS.get_or_insert_with(&7, |n| format!("{n} bytes"));
 /// assert_eq!(first.len(), 7); // `String::len` through `Deref`
 /// assert!(first.is_static());
-/// let again = LENGTHS.get_or_insert_with(7, |_| unreachable!("cached"));
+/// let again = LENGTHS.get_or_insert_with(&7, |_| unreachable!("cached"));
 /// assert!(core::ptr::eq(first.as_static().unwrap(), again.as_static().unwrap()));
 /// ```
 #[derive(Debug, Clone, Copy)]
@@ -146,7 +146,7 @@ impl<V: fmt::Display + 'static> fmt::Display for Cached<V> {
 /// static SQUARES: StaticCache<u32, u64> = StaticCache::in_budget(&BUDGET);
 ///
 /// for n in [3, 4, 3, 3] {
-///     SQUARES.get_or_insert_with(n, |&n| u64::from(n) * u64::from(n));
+///     SQUARES.get_or_insert_with(&n, |&n| u64::from(n) * u64::from(n));
 /// }
 /// let stats = SQUARES.stats();
 /// assert_eq!((stats.hits, stats.misses, stats.degraded, stats.waits), (2, 2, 0, 0));
@@ -174,8 +174,8 @@ impl CacheStats {
     ///
     /// ```
     /// static CACHE: leak_budget::StaticCache<u8, u8> = leak_budget::StaticCache::new();
-    /// CACHE.get_or_insert_with(1, |&k| k);
-    /// CACHE.get_or_insert_with(1, |&k| k);
+    /// CACHE.get_or_insert_with(&1, |&k| k);
+    /// CACHE.get_or_insert_with(&1, |&k| k);
     /// assert_eq!(CACHE.stats().lookups(), 2);
     /// ```
     #[must_use]
@@ -191,7 +191,7 @@ impl CacheStats {
     /// static CACHE: leak_budget::StaticCache<u8, u8> = leak_budget::StaticCache::new();
     /// assert_eq!(CACHE.stats().hit_rate(), 0.0);
     /// for _ in 0..4 {
-    ///     CACHE.get_or_insert_with(1, |&k| k);
+    ///     CACHE.get_or_insert_with(&1, |&k| k);
     /// }
     /// assert_eq!(CACHE.stats().hit_rate(), 0.75);
     /// ```

@@ -206,7 +206,7 @@ impl<K: 'static, V: 'static> State<K, V> {
 /// static CANONICAL: StaticCache<String, String> = StaticCache::in_budget(&BUDGET);
 ///
 /// fn canonical(path: &str) -> Cached<String> {
-///     CANONICAL.get_or_insert_with(path.to_owned(), |path| {
+///     CANONICAL.get_or_insert_with(path, |path| {
 ///         path.split('/').filter(|part| !part.is_empty() && *part != ".").collect::<Vec<_>>().join("/")
 ///     })
 /// }
@@ -233,7 +233,7 @@ impl<K: 'static, V: 'static> State<K, V> {
 /// use leak_budget::StaticCache;
 ///
 /// static COUNTERS: StaticCache<u32, AtomicU32> = StaticCache::new();
-/// std::thread::spawn(|| COUNTERS.get_or_insert_with(1, |_| AtomicU32::new(0)).fetch_add(1, Ordering::Relaxed))
+/// std::thread::spawn(|| COUNTERS.get_or_insert_with(&1, |_| AtomicU32::new(0)).fetch_add(1, Ordering::Relaxed))
 ///     .join()
 ///     .unwrap();
 /// assert_eq!(COUNTERS.get(&1).unwrap().load(Ordering::Relaxed), 1);
@@ -248,7 +248,7 @@ impl<K: 'static, V: 'static> State<K, V> {
 ///
 /// static BUDGET: LeakBudget = LeakBudget::new(64 << 10);
 /// let counters: StaticCache<u32, Cell<u32>> = StaticCache::in_budget(&BUDGET);
-/// let counter: &'static Cell<u32> = counters.get_or_insert_with(1, |_| Cell::new(0)).as_static().unwrap();
+/// let counter: &'static Cell<u32> = counters.get_or_insert_with(&1, |_| Cell::new(0)).as_static().unwrap();
 /// std::thread::spawn(move || counter.set(1)); // `Cell<u32>` is not `Sync`
 /// ```
 ///
@@ -258,7 +258,7 @@ impl<K: 'static, V: 'static> State<K, V> {
 ///
 /// static BUDGET: LeakBudget = LeakBudget::new(64 << 10);
 /// let counters: StaticCache<u32, Cell<u32>> = StaticCache::in_budget(&BUDGET);
-/// let counter: &'static Cell<u32> = counters.get_or_insert_with(1, |_| Cell::new(0)).as_static().unwrap();
+/// let counter: &'static Cell<u32> = counters.get_or_insert_with(&1, |_| Cell::new(0)).as_static().unwrap();
 /// counter.set(1);
 /// assert_eq!(counters.get(&1).map(Cell::get), Some(1));
 /// ```
@@ -290,8 +290,8 @@ impl<K: 'static, V: 'static> StaticCache<K, V> {
         /// # Examples
         ///
         /// ```
-        /// static LENGTHS: leak_budget::StaticCache<&str, usize> = leak_budget::StaticCache::new();
-        /// assert_eq!(*LENGTHS.get_or_insert_with("four", |s| s.len()), 4);
+        /// static LENGTHS: leak_budget::StaticCache<String, usize> = leak_budget::StaticCache::new();
+        /// assert_eq!(*LENGTHS.get_or_insert_with("four", str::len), 4);
         /// ```
         #[must_use]
         pub fn new() -> Self {
@@ -310,7 +310,7 @@ impl<K: 'static, V: 'static> StaticCache<K, V> {
         /// static BUDGET: LeakBudget = LeakBudget::new(64 << 10);
         /// static DOUBLED: StaticCache<u64, u64> = StaticCache::in_budget(&BUDGET);
         /// assert_eq!(BUDGET.reserved(), 0);
-        /// DOUBLED.get_or_insert_with(21, |n| n * 2);
+        /// DOUBLED.get_or_insert_with(&21, |n| n * 2);
         /// assert!(BUDGET.reserved() > 0);
         /// ```
         #[must_use]
@@ -353,9 +353,9 @@ impl<K: 'static, V: 'static> StaticCache<K, V> {
     ///
     /// ```
     /// static MEMO: leak_budget::StaticCache<u8, u8> = leak_budget::StaticCache::new();
-    /// MEMO.get_or_insert_with(1, |&k| k);
-    /// MEMO.get_or_insert_with(1, |&k| k);
-    /// MEMO.get_or_insert_with(2, |&k| k);
+    /// MEMO.get_or_insert_with(&1, |&k| k);
+    /// MEMO.get_or_insert_with(&1, |&k| k);
+    /// MEMO.get_or_insert_with(&2, |&k| k);
     /// assert_eq!(MEMO.len(), 2);
     /// ```
     #[must_use]
@@ -386,7 +386,7 @@ impl<K: 'static, V: 'static> StaticCache<K, V> {
     /// static NOTHING: LeakBudget = LeakBudget::new(0);
     /// static MEMO: StaticCache<u8, u8> = StaticCache::in_budget(&NOTHING);
     /// assert!(!MEMO.is_full());
-    /// assert!(!MEMO.get_or_insert_with(1, |&k| k).is_static());
+    /// assert!(!MEMO.get_or_insert_with(&1, |&k| k).is_static());
     /// assert!(MEMO.is_full());
     /// ```
     #[must_use]
@@ -403,7 +403,7 @@ impl<K: 'static, V: 'static> StaticCache<K, V> {
     ///
     /// static NOTHING: LeakBudget = LeakBudget::new(0);
     /// static MEMO: StaticCache<u8, u8> = StaticCache::in_budget(&NOTHING);
-    /// MEMO.get_or_insert_with(1, |&k| k);
+    /// MEMO.get_or_insert_with(&1, |&k| k);
     /// let stats = MEMO.stats();
     /// assert_eq!((stats.hits, stats.misses, stats.degraded), (0, 1, 1));
     /// ```
@@ -462,7 +462,7 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
     ///
     /// ```
     /// static NAMES: leak_budget::StaticCache<String, usize> = leak_budget::StaticCache::new();
-    /// NAMES.get_or_insert_with("alpha".to_owned(), |s| s.len());
+    /// NAMES.get_or_insert_with("alpha", str::len);
     /// assert_eq!(NAMES.get("alpha"), Some(&5)); // look up a `String` key by `&str`
     /// assert_eq!(NAMES.get("beta"), None);
     /// ```
@@ -481,9 +481,12 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
         Some(&entry.get().value)
     }
 
-    /// The cached value for `key`, or `f(&key)`: cached if the budget can hold it, handed back as
+    /// The cached value for `key`, or `f(key)`: cached if the budget can hold it, handed back as
     /// [`Cached::Owned`] otherwise. `f` runs on the calling thread, only on a miss, and at most once at a time per
     /// key: a thread that misses a key another thread is computing waits for that value (other keys are not held up).
+    ///
+    /// The key is borrowed, in any form `K` can be borrowed as (`&str` for a `String` key, `&[u8]` for a `Vec<u8>`),
+    /// and turned into an owned `K` (with [`ToOwned`]) only on a miss: a hit allocates nothing.
     ///
     /// `f` may use the cache for other keys (recursive memoization). If `f` panics, nothing is cached, the panic
     /// propagates, threads waiting for the key wake up and one of them runs its own initialiser.
@@ -507,7 +510,7 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
     /// static FIB: StaticCache<u32, u64> = StaticCache::in_budget(&BUDGET);
     ///
     /// fn fib(n: u32) -> u64 {
-    ///     *FIB.get_or_insert_with(n, |&n| if n < 2 { u64::from(n) } else { fib(n - 1) + fib(n - 2) })
+    ///     *FIB.get_or_insert_with(&n, |&n| if n < 2 { u64::from(n) } else { fib(n - 1) + fib(n - 2) })
     /// }
     /// assert_eq!(fib(90), 2_880_067_194_370_816_120);
     /// assert_eq!(FIB.len(), 91);
@@ -515,10 +518,18 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
     /// // Once the budget is exhausted, values are still computed, just not cached.
     /// static NOTHING: LeakBudget = LeakBudget::new(0);
     /// static UNCACHED: StaticCache<u32, u64> = StaticCache::in_budget(&NOTHING);
-    /// assert!(matches!(UNCACHED.get_or_insert_with(3, |&n| u64::from(n)), Cached::Owned(3)));
+    /// assert!(matches!(UNCACHED.get_or_insert_with(&3, |&n| u64::from(n)), Cached::Owned(3)));
+    ///
+    /// // `String` keys, filled and queried with `&str`.
+    /// static LENGTHS: StaticCache<String, usize> = StaticCache::in_budget(&BUDGET);
+    /// assert_eq!(*LENGTHS.get_or_insert_with("hello", str::len), 5);
     /// ```
     #[inline]
-    pub fn get_or_insert_with(&self, key: K, f: impl FnOnce(&K) -> V) -> Cached<V> {
+    pub fn get_or_insert_with<Q>(&self, key: &Q, f: impl FnOnce(&Q) -> V) -> Cached<V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
+    {
         match self.get_or_compute(key, |key| Ok::<V, Infallible>(f(key))) {
             Ok(cached) => cached,
             Err(never) => match never {},
@@ -544,17 +555,21 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
     ///
     /// static BUDGET: LeakBudget = LeakBudget::new(64 << 10);
     /// static SMALL: StaticCache<u8, u64> = StaticCache::in_budget(&BUDGET);
-    /// let cached: &'static u64 = SMALL.try_get_or_insert_with(1, |&k| u64::from(k))?;
+    /// let cached: &'static u64 = SMALL.try_get_or_insert_with(&1, |&k| u64::from(k))?;
     /// assert_eq!(*cached, 1);
     ///
     /// static HUGE: StaticCache<u8, [u8; 64 << 10]> = StaticCache::in_budget(&BUDGET); // larger than the budget
-    /// let refused = HUGE.try_get_or_insert_with(1, |_| [7; 64 << 10]).unwrap_err();
+    /// let refused = HUGE.try_get_or_insert_with(&1, |_| [7; 64 << 10]).unwrap_err();
     /// assert!(matches!(refused.error(), LeakError::BudgetExceeded { .. }));
     /// assert_eq!(refused.into_inner()[0], 7);
     /// # Ok::<(), leak_budget::Rejected<u64>>(())
     /// ```
-    pub fn try_get_or_insert_with(&self, key: K, f: impl FnOnce(&K) -> V) -> Result<&'static V, Rejected<V>> {
-        match self.get_or_insert_with(key, f) {
+    pub fn try_get_or_insert_with<Q>(&self, key: &Q, f: impl FnOnce(&Q) -> V) -> Result<&'static V, Rejected<V>>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
+    {
+        match self.get_or_insert_with(&key, f) {
             Cached::Static(value) => Ok(value),
             Cached::Owned(value) => Err(Rejected::new(value, self.refusal())),
         }
@@ -579,25 +594,37 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
     /// use leak_budget::StaticCache;
     ///
     /// static PARSED: StaticCache<String, u16> = StaticCache::new();
-    /// assert_eq!(*PARSED.get_or_try_insert_with("8080".into(), |s| s.parse::<u16>())?, 8080);
-    /// assert!(PARSED.get_or_try_insert_with("port".into(), |s| s.parse::<u16>()).is_err());
+    /// assert_eq!(*PARSED.get_or_try_insert_with("8080", str::parse::<u16>)?, 8080);
+    /// assert!(PARSED.get_or_try_insert_with("port", str::parse::<u16>).is_err());
     /// assert_eq!(PARSED.len(), 1); // the error was not cached
     /// # Ok::<(), std::num::ParseIntError>(())
     /// ```
-    pub fn get_or_try_insert_with<E>(&self, key: K, f: impl FnOnce(&K) -> Result<V, E>) -> Result<Cached<V>, E> {
+    pub fn get_or_try_insert_with<Q, E>(&self, key: &Q, f: impl FnOnce(&Q) -> Result<V, E>) -> Result<Cached<V>, E>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
+    {
         self.get_or_compute(key, f)
     }
 
-    /// The hit path; everything else is in [`miss`](Self::miss) and [`first_miss`](Self::first_miss).
+    /// The hit path, with the borrowed key; everything else is in [`miss`](Self::miss) and
+    /// [`first_miss`](Self::first_miss), which own it.
     #[inline]
-    fn get_or_compute<E>(&self, key: K, f: impl FnOnce(&K) -> Result<V, E>) -> Result<Cached<V>, E> {
-        let Some(state) = self.state.get() else { return self.first_miss(key, f) };
-        let hash = state.hasher.hash_one(&key);
-        if let Some(entry) = state.table.find(hash, |entry| entry.get().matches(hash, &key)) {
+    fn get_or_compute<Q, E>(&self, key: &Q, f: impl FnOnce(&Q) -> Result<V, E>) -> Result<Cached<V>, E>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
+    {
+        let Some(state) = self.state.get() else {
+            return self.first_miss(key.to_owned(), |key: &K| f(key.borrow()));
+        };
+        // `Borrow` promises that `Q` hashes as `K` does, so the hash finds the entry its owned key was stored with.
+        let hash = state.hasher.hash_one(key);
+        if let Some(entry) = state.table.find(hash, |entry| entry.get().matches(hash, key)) {
             state.count_hit();
             return Ok(Cached::Static(&entry.get().value));
         }
-        self.miss(state, hash, key, f)
+        self.miss(state, hash, key.to_owned(), |key: &K| f(key.borrow()))
     }
 
     /// A miss before the state exists: create it, or degrade if the budget cannot hold it.
