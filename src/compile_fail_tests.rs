@@ -87,6 +87,31 @@
 //! }
 //! ```
 //!
+//! `LeakLazy<T, F>`, in `T` (it stores the `T` its initialiser returns and hands it out):
+//!
+//! ```compile_fail,E0308
+//! # #![allow(unused)] // only the error under test may stop the compilation
+//! use leak_budget::LeakLazy;
+//!
+//! type AnyLifetime = for<'a> fn(&'a str);
+//! type StaticOnly = fn(&'static str);
+//! fn widen(lazy: &'static LeakLazy<AnyLifetime, fn() -> AnyLifetime>) -> &'static LeakLazy<StaticOnly, fn() -> AnyLifetime> {
+//!     lazy
+//! }
+//! ```
+//!
+//! ```
+//! use leak_budget::LeakLazy;
+//!
+//! type AnyLifetime = for<'a> fn(&'a str);
+//! fn same(lazy: &'static LeakLazy<AnyLifetime, fn() -> AnyLifetime>) -> &'static LeakLazy<AnyLifetime, fn() -> AnyLifetime> {
+//!     lazy
+//! }
+//! fn ignore(_: &str) {}
+//! static PRINTER: LeakLazy<AnyLifetime, fn() -> AnyLifetime> = LeakLazy::new(|| ignore);
+//! (same(&PRINTER))("called");
+//! ```
+//!
 //! Read-only handles and owned wrappers stay covariant, like `&'static T` and `Option<T>`: nothing can be stored
 //! through them.
 //!
@@ -133,6 +158,22 @@
 //! use leak_budget::StaticCache;
 //!
 //! static CACHE: StaticCache<u32, Cell<u32>> = StaticCache::new();
+//! ```
+//!
+//! ```compile_fail,E0277
+//! # #![allow(unused)] // only the error under test may stop the compilation
+//! use std::cell::Cell;
+//! use leak_budget::LeakLazy;
+//!
+//! static COUNTER: LeakLazy<Cell<u32>> = LeakLazy::new(|| Cell::new(0)); // `LeakLazy<Cell<u32>>` is not `Sync`
+//! ```
+//!
+//! ```
+//! use std::sync::atomic::AtomicU32;
+//! use leak_budget::LeakLazy;
+//!
+//! static COUNTER: LeakLazy<AtomicU32> = LeakLazy::new(|| AtomicU32::new(0)); // `Sync` without `T: Send` needed
+//! std::thread::spawn(|| COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)).join().unwrap();
 //! ```
 //!
 //! ```compile_fail,E0277

@@ -47,7 +47,7 @@ pub use error::{LeakError, Rejected, TryWithError};
 #[cfg(not(loom))]
 pub use intern::intern;
 pub use intern::{Internable, Interned, Interner, Iter as InternerIter};
-pub use once::{InitError, LeakOnce};
+pub use once::{InitError, LeakLazy, LeakOnce};
 pub use report::{
     LEAK_BUDGET_REPORT_VAR, Report, ReportAtExit, ReportEntry, ReportFigures, print_report, report, report_at_exit,
 };

@@ -569,7 +569,7 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
         K: Borrow<Q>,
         Q: ?Sized + Hash + Eq + ToOwned<Owned = K>,
     {
-        match self.get_or_insert_with(&key, f) {
+        match self.get_or_insert_with(key, f) {
             Cached::Static(value) => Ok(value),
             Cached::Owned(value) => Err(Rejected::new(value, self.refusal())),
         }

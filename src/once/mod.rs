@@ -1,5 +1,6 @@
 //! [`LeakOnce`]: a once-cell whose value is leaked into a [`LeakBudget`], so it hands out `&'static T` wherever the
-//! cell itself lives; and [`leak_once!`](crate::leak_once), a cell per call site (`site.rs`). Both publish their value
+//! cell itself lives; [`LeakLazy`], a value computed on first access (`lazy.rs`); and
+//! [`leak_once!`](crate::leak_once), a cell per call site (`site.rs`). Both publish their value
 //! with the protocol in `publication.rs`, whose module note gives its memory orderings.
 use core::any::type_name;
 use core::convert::Infallible;
@@ -11,10 +12,12 @@ use crate::budget::LeakBudget;
 use crate::error::{LeakError, Rejected};
 use crate::sync::loom_const_fn;
 
+mod lazy;
 mod publication;
 mod site;
 
 use publication::{CellName, Owner, Publication};
+pub use lazy::LeakLazy;
 pub use site::LeakOnceSite;
 
 /// A once-cell whose value is leaked into a [`LeakBudget`]: it hands out `&'static T`, from any thread, even when
