@@ -54,7 +54,7 @@ fn two_threads_missing_the_same_key_run_one_initialiser_and_share_one_value() {
             .map(|t| {
                 let runs = Arc::clone(&runs);
                 thread::spawn(move || {
-                    let value = cache.get_or_insert_with(1, |_| {
+                    let value = cache.get_or_insert_with(&1, |_| {
                         runs.fetch_add(1, Relaxed);
                         10 + t
                     });
@@ -83,10 +83,10 @@ fn a_panicking_initialiser_caches_nothing_and_the_other_thread_retries() {
     model(|| {
         let cache = cache::<u64>(budget("cache", 64 << 10));
         let doomed = thread::spawn(move || {
-            catch_unwind(AssertUnwindSafe(|| cache.get_or_insert_with(1, |_| std::panic::panic_any(ON_PURPOSE))))
+            catch_unwind(AssertUnwindSafe(|| cache.get_or_insert_with(&1, |_| std::panic::panic_any(ON_PURPOSE))))
                 .map(|value| *value)
         });
-        let retry = thread::spawn(move || cache.get_or_insert_with(1, |_| 2).as_static().expect("room"));
+        let retry = thread::spawn(move || cache.get_or_insert_with(&1, |_| 2).as_static().expect("room"));
         let doomed = doomed.join().unwrap();
         let retried = retry.join().unwrap();
         assert_eq!(*retried, 2, "the panicking initialiser's call never produced a value");
@@ -119,7 +119,7 @@ fn a_key_being_computed_does_not_hold_up_another_key() {
         let slow = {
             let other_done = Arc::clone(&other_done);
             thread::spawn(move || {
-                *cache.get_or_insert_with(1, |_| {
+                *cache.get_or_insert_with(&1, |_| {
                     // Only the other key's completion lets this initialiser finish: were that key to wait for this
                     // one, neither could progress and loom would report it.
                     while !other_done.load(Relaxed) {
@@ -129,7 +129,7 @@ fn a_key_being_computed_does_not_hold_up_another_key() {
                 })
             })
         };
-        assert_eq!(*cache.get_or_insert_with(2, |_| 2), 2);
+        assert_eq!(*cache.get_or_insert_with(&2, |_| 2), 2);
         other_done.store(true, Relaxed);
         assert_eq!(slow.join().unwrap(), 1);
         assert_eq!(cache.stats().waits, 0);
@@ -168,7 +168,7 @@ fn an_insert_racing_with_the_budget_running_out_is_either_cached_or_handed_back(
     model(|| {
         let budget = budget("race", 1 << 20);
         let cache = cache::<u64>(budget);
-        assert!(cache.get_or_insert_with(0, |_| 0).is_static());
+        assert!(cache.get_or_insert_with(&0, |_| 0).is_static());
         // Leave the room the table demands before it inserts a second entry (it refuses an insert that might not
         // fit), `need`, plus a little less than what the competitor's leak takes (give or take 16 bytes): either fits
         // on its own, but once the competitor's leak is charged the insert is refused.
@@ -180,7 +180,7 @@ fn an_insert_racing_with_the_budget_running_out_is_either_cached_or_handed_back(
         // The last padding is charged while the competitor runs, so that loom explores both orders of the two
         // charges; it fits either way.
         pad(budget, last_pad);
-        let answer = cache.get_or_insert_with(1, |_| 11);
+        let answer = cache.get_or_insert_with(&1, |_| 11);
         assert!(competitor.join().unwrap(), "the competing leak fits whatever the order");
         assert!(budget.reserved() <= budget.limit());
         assert_eq!(*answer, 11);
@@ -197,8 +197,8 @@ fn an_insert_racing_with_the_budget_running_out_is_either_cached_or_handed_back(
                 assert_eq!(cache.len(), 1);
                 // Full: later misses are handed back without asking the budget; hits keep working.
                 let frozen = budget.stats();
-                assert_eq!(cache.get_or_insert_with(2, |_| 22), Cached::Owned(22));
-                assert_eq!(*cache.get_or_insert_with(0, |_| unreachable!()), 0);
+                assert_eq!(cache.get_or_insert_with(&2, |_| 22), Cached::Owned(22));
+                assert_eq!(*cache.get_or_insert_with(&0, |_| unreachable!()), 0);
                 assert_eq!(budget.stats(), frozen);
                 SEEN_DEGRADED.store(true, Seen);
             }
@@ -218,14 +218,14 @@ fn threads_waiting_for_a_key_the_budget_refuses_are_woken_and_compute_their_own_
         // Set up the cache's state without caching anything (a failed initialiser caches nothing), then leave less
         // room than any entry needs: the first thread to compute key 1 is refused, marks the cache full and wakes the
         // other if it waits; that one must then compute its own value rather than wait again or find nothing.
-        assert_eq!(cache.get_or_try_insert_with(0, |_| Err(())), Err(()));
+        assert_eq!(cache.get_or_try_insert_with(&0, |_| Err(())), Err(()));
         let overhead = pad(budget, 32 << 10);
         pad(budget, (budget.remaining() - overhead - 64) & !15);
         assert!(budget.remaining() < LeakBudget::max_charge_for(entry_layout()));
         let frozen = budget.stats();
 
-        let other = thread::spawn(move || cache.get_or_insert_with(1, |_| 11));
-        let mine = cache.get_or_insert_with(1, |_| 12);
+        let other = thread::spawn(move || cache.get_or_insert_with(&1, |_| 11));
+        let mine = cache.get_or_insert_with(&1, |_| 12);
         let theirs = other.join().unwrap();
         assert_eq!((mine, theirs), (Cached::Owned(12), Cached::Owned(11)), "each computed its own value");
         assert!(cache.is_full());

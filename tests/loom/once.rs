@@ -179,3 +179,42 @@ fn three_threads_race_on_a_call_site_one_is_refused_and_the_others_share_its_rec
         assert_eq!(empty.reserved(), 0);
     });
 }
+
+#[test]
+fn two_threads_force_a_lazy_whose_first_initialiser_panics_and_share_one_value() {
+    quiet_deliberate_panics();
+    crate::model(Bounds::preemptions(8), || {
+        let budget = budget("lazy-race", 64 << 10);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&runs);
+        // The first call panics (no poisoning: the next access calls it again), every later one builds a value.
+        let lazy = Arc::new(leak_budget::LeakLazy::in_budget(budget, move || {
+            let call = counted.fetch_add(1, Relaxed);
+            if call == 0 {
+                panic::panic_any(Deliberate);
+            }
+            Tracked::new(call)
+        }));
+        let force = |lazy: &leak_budget::LeakLazy<Tracked, _>| {
+            panic::catch_unwind(AssertUnwindSafe(|| {
+                let value = leak_budget::LeakLazy::force(lazy);
+                (core::ptr::from_ref(value).addr(), value.read())
+            }))
+            .ok()
+        };
+        let other = {
+            let lazy = Arc::clone(&lazy);
+            thread::spawn(move || force(&lazy))
+        };
+        let mine = force(&lazy);
+        let other = other.join().unwrap();
+        let last = force(&lazy).expect("the value was published by now, or is built now");
+        assert_eq!(mine.is_none() as usize + other.is_none() as usize, 1, "exactly one access saw the panic");
+        for seen in [mine, other].into_iter().flatten() {
+            assert_eq!(seen, last, "every access gets the one published value");
+        }
+        assert_eq!((runs.load(Relaxed), last.1), (2, 1), "one panicking call, then one value");
+        let stats = budget.stats();
+        assert_eq!((stats.allocations, stats.used), (1, size_of::<Tracked>()), "charged once, for one value");
+    });
+}
