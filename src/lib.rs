@@ -21,6 +21,8 @@
     clippy::inline_always
 )]
 #![doc(test(attr(deny(warnings))))]
+// On docs.rs, items behind a feature say which one.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod arena;
 mod budget;

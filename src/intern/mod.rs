@@ -27,6 +27,9 @@ use crate::table::{EntryRef, Insert, TypedTable};
 
 mod entry;
 mod handle;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+mod serde;
 
 use entry::{SizedEntry, Values};
 pub use handle::Interned;
@@ -508,6 +511,12 @@ impl<T: ?Sized + Internable> fmt::Debug for Iter<'_, T> {
 /// ```
 #[cfg(not(loom))]
 pub fn intern(s: &str) -> Result<Interned<str>, LeakError> {
+    global_strings().intern(s)
+}
+
+/// The process-wide string interner of [`intern`], on the global budget.
+#[cfg(not(loom))]
+fn global_strings() -> &'static Interner<str> {
     static STRINGS: Interner<str> = Interner::new();
-    STRINGS.intern(s)
+    &STRINGS
 }
