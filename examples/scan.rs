@@ -226,7 +226,8 @@ mod scanner {
                         *tally.counts.entry(symbol).or_default() += 1;
                         // Memoized per distinct identifier. Once the `classes` budget is full, a new identifier's class
                         // is computed and handed back uncached (`Cached::Owned`); the scan does not stop.
-                        let class: Cached<Class> = tables.classes.get_or_insert_with(&symbol, |symbol| classify(symbol));
+                        let class: Cached<Class> =
+                            tables.classes.get_or_insert_with(&symbol, |symbol| classify(symbol));
                         tally.class_tokens[*class as usize] += 1;
                     }
                     Err(_) => tally.not_interned += 1,

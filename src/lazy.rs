@@ -62,6 +62,7 @@ impl<S: 'static> LazyState<S> {
     ///
     /// `refused`'s error, the global budget's if `LEAK_BUDGET` is invalid, or the budget's refusal of the state.
     #[cold]
+    #[track_caller]
     pub(crate) fn get_or_create(
         &self,
         refused: impl FnOnce() -> Option<LeakError>,

@@ -33,6 +33,7 @@ impl LeakBudget {
     /// # Ok::<(), leak_budget::LeakError>(())
     /// ```
     #[must_use]
+    #[track_caller]
     pub fn global() -> &'static LeakBudget {
         match Self::try_global() {
             Ok(budget) => budget,

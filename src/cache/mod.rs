@@ -428,6 +428,7 @@ impl<K: 'static, V: 'static> StaticCache<K, V> {
 
     /// Creates the state on the first miss, or refuses (then the caller marks the cache full).
     #[cold]
+    #[track_caller]
     fn create_state(&self) -> Result<&'static State<K, V>, LeakError> {
         // If another thread was refused while this one waited for the creation lock, do not ask again.
         self.state.get_or_create(|| self.is_full().then(|| self.refusal()), State::new)
@@ -467,6 +468,7 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
     /// assert_eq!(NAMES.get("beta"), None);
     /// ```
     #[must_use]
+    #[track_caller]
     pub fn get<Q>(&self, key: &Q) -> Option<&'static V>
     where
         K: Borrow<Q>,
@@ -525,6 +527,7 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
     /// assert_eq!(*LENGTHS.get_or_insert_with("hello", str::len), 5);
     /// ```
     #[inline]
+    #[track_caller]
     pub fn get_or_insert_with<Q>(&self, key: &Q, f: impl FnOnce(&Q) -> V) -> Cached<V>
     where
         K: Borrow<Q>,
@@ -564,6 +567,7 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
     /// assert_eq!(refused.into_inner()[0], 7);
     /// # Ok::<(), leak_budget::Rejected<u64>>(())
     /// ```
+    #[track_caller]
     pub fn try_get_or_insert_with<Q>(&self, key: &Q, f: impl FnOnce(&Q) -> V) -> Result<&'static V, Rejected<V>>
     where
         K: Borrow<Q>,
@@ -599,6 +603,7 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
     /// assert_eq!(PARSED.len(), 1); // the error was not cached
     /// # Ok::<(), std::num::ParseIntError>(())
     /// ```
+    #[track_caller]
     pub fn get_or_try_insert_with<Q, E>(&self, key: &Q, f: impl FnOnce(&Q) -> Result<V, E>) -> Result<Cached<V>, E>
     where
         K: Borrow<Q>,
@@ -610,6 +615,7 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
     /// The hit path, with the borrowed key; everything else is in [`miss`](Self::miss) and
     /// [`first_miss`](Self::first_miss), which own it.
     #[inline]
+    #[track_caller]
     fn get_or_compute<Q, E>(&self, key: &Q, f: impl FnOnce(&Q) -> Result<V, E>) -> Result<Cached<V>, E>
     where
         K: Borrow<Q>,
@@ -630,6 +636,7 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
     /// A miss before the state exists: create it, or degrade if the budget cannot hold it.
     #[cold]
     #[inline(never)]
+    #[track_caller]
     fn first_miss<E>(&self, key: K, f: impl FnOnce(&K) -> Result<V, E>) -> Result<Cached<V>, E> {
         if !self.is_full() {
             match self.create_state() {
@@ -655,6 +662,7 @@ impl<K: Hash + Eq + 'static, V: 'static> StaticCache<K, V> {
     /// compute it and insert it.
     #[cold]
     #[inline(never)]
+    #[track_caller]
     fn miss<E>(
         &self,
         state: &'static State<K, V>,

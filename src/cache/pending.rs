@@ -63,6 +63,7 @@ impl<K: Eq> PendingList<K> {
     /// If the calling thread is itself computing `key`: it called the cache for that key from inside its own
     /// initialiser and would otherwise wait for itself forever. `K`'s `Eq` runs under the stripe's lock here,
     /// described by `user` (a call back into the crate for a lock panics, see [`UserCode`]).
+    #[track_caller]
     pub(super) fn is_computing(&self, user: UserCode, hash: u64, key: &K, me: usize) -> bool {
         let mut cursor = self.head;
         while let Some(node) = cursor {

@@ -230,12 +230,14 @@ impl<T: ?Sized + Internable> Interner<T> {
     /// # Ok::<(), LeakError>(())
     /// ```
     #[inline]
+    #[track_caller]
     pub fn intern(&self, value: &T) -> Result<Interned<T>, LeakError> {
         self.find_or_insert(value).map_err(|rejected| rejected.into_parts().1)
     }
 
     /// The path `intern` and `intern_owned` share: a lock-free look-up, then, on a miss, an insert of `offer`.
     #[inline(always)]
+    #[track_caller]
     fn find_or_insert<O: Offer<T>>(&self, offer: O) -> Result<Interned<T>, Rejected<O>> {
         let state = match self.state.get() {
             Some(state) => state,
@@ -255,6 +257,7 @@ impl<T: ?Sized + Internable> Interner<T> {
 
     #[cold]
     #[inline(never)]
+    #[track_caller]
     fn insert<O: Offer<T>>(&self, state: &'static State<T>, hash: u64, offer: O) -> Result<Interned<T>, Rejected<O>> {
         let budget = match self.state.resolve_budget() {
             Ok(budget) => budget,
@@ -283,6 +286,7 @@ impl<T: ?Sized + Internable> Interner<T> {
     /// # Ok::<(), leak_budget::LeakError>(())
     /// ```
     #[must_use]
+    #[track_caller]
     pub fn get(&self, value: &T) -> Option<Interned<T>> {
         let state = self.state.get()?;
         let hash = value.hash_with(&state.hasher);
@@ -341,6 +345,7 @@ impl<T: Hash + Eq + Clone + 'static> Interner<T> {
     /// static REFUSED: Interner<Vec<String>> = Interner::in_budget(&NONE);
     /// assert_eq!(REFUSED.intern_owned(path.clone()).unwrap_err().into_inner(), path);
     /// ```
+    #[track_caller]
     pub fn intern_owned(&self, value: T) -> Result<Interned<T>, Rejected<T>> {
         self.find_or_insert(Owned(value)).map_err(|rejected| rejected.map(|Owned(value)| value))
     }

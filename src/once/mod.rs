@@ -16,8 +16,8 @@ mod lazy;
 mod publication;
 mod site;
 
-use publication::{CellName, Owner, Publication};
 pub use lazy::LeakLazy;
+use publication::{CellName, Owner, Publication};
 pub use site::LeakOnceSite;
 
 /// A once-cell whose value is leaked into a [`LeakBudget`]: it hands out `&'static T`, from any thread, even when
@@ -269,6 +269,7 @@ impl<T: 'static> LeakOnce<T> {
     /// assert_eq!(MOTD.get().unwrap(), "first");
     /// # Ok::<(), leak_budget::Rejected<String>>(())
     /// ```
+    #[track_caller]
     pub fn set(&self, value: T) -> Result<&'static T, Rejected<T>> {
         if self.get().is_some() {
             return Err(Rejected::new(value, LeakError::AlreadySet));
@@ -329,6 +330,7 @@ impl<T: 'static> LeakOnce<T> {
     /// assert!(TABLE.get().is_none());
     /// ```
     #[inline]
+    #[track_caller]
     pub fn get_or_init(&self, f: impl FnOnce() -> T) -> Result<&'static T, Rejected<T>> {
         if let Some(value) = self.get() {
             return Ok(value);
@@ -372,6 +374,7 @@ impl<T: 'static> LeakOnce<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline]
+    #[track_caller]
     pub fn get_or_try_init<E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<&'static T, InitError<T, E>> {
         if let Some(value) = self.get() {
             return Ok(value);
@@ -381,6 +384,7 @@ impl<T: 'static> LeakOnce<T> {
 
     /// The slow path of the `get_or_*` methods: waits for the owner role or a published value.
     #[cold]
+    #[track_caller]
     fn initialize<E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<&'static T, InitError<T, E>> {
         match self.publication.claim(CellName::Typed(type_name::<T>())) {
             // SAFETY: by the `LeakOnce::publication` invariant the published address is that of a `T` leaked into a budget,

@@ -66,6 +66,7 @@ impl Publication {
     ///
     /// If the calling thread already is the owner: `cell`'s initialiser called back into it.
     #[cold]
+    #[track_caller]
     pub(super) fn claim(&self, cell: CellName) -> Result<Owner<'_>, NonNull<()>> {
         let me = thread_token();
         let mut owner = self.owner.lock();

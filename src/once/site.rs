@@ -137,6 +137,7 @@ impl LeakOnceSite {
     /// As [`LeakOnce::get_or_init`], and if the site already holds a value of another type than `T` (a call site in a
     /// generic function reached by two instantiations).
     #[inline]
+    #[track_caller]
     pub fn get_or_init<T: Sync + 'static>(
         &self,
         budget: impl FnOnce() -> Result<&'static LeakBudget, LeakError>,
@@ -149,6 +150,7 @@ impl LeakOnceSite {
     }
 
     #[cold]
+    #[track_caller]
     fn initialize<T: Sync + 'static>(
         &self,
         budget: impl FnOnce() -> Result<&'static LeakBudget, LeakError>,
@@ -180,6 +182,7 @@ impl LeakOnceSite {
     ///
     /// If the published value is not a `T`.
     #[inline]
+    #[track_caller]
     fn published<T: 'static>(&self, published: NonNull<()>) -> &'static T {
         // SAFETY: the `published_type` invariant: `published` was loaded non-null with `Acquire` (by `Publication::load` or
         // `Publication::claim`), so the write is visible and no write follows.
@@ -195,6 +198,7 @@ impl LeakOnceSite {
     /// Panics: the site was reached for a `requested` but holds a value of another type.
     #[cold]
     #[inline(never)]
+    #[track_caller]
     fn wrong_type(&self, requested: &'static str) -> ! {
         // SAFETY: as in `published`, whose caller loaded a non-null address before calling this.
         let stored = self.published_type.with(|published_type| unsafe { (*published_type).map(|(_, name)| name) });

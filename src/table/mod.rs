@@ -132,6 +132,7 @@ impl Table {
 
     /// As [`find`](Self::find), but under the shard lock, so it cannot miss an entry inserted before the call. `eq`
     /// is user code run under the lock, described by `user` (see [`UserCode`]).
+    #[track_caller]
     fn find_locked(&self, user: UserCode, hash: u64, mut eq: impl FnMut(NonNull<u8>) -> bool) -> Option<NonNull<u8>> {
         let _locked = self.shard(hash).lock.lock();
         self.find(hash, |entry| user.run(|| eq(entry)))
@@ -151,6 +152,7 @@ impl Table {
     /// `Clone`) releases the lock and inserts nothing, but any growth already made for the entry (a split bucket, a
     /// doubled directory, a shard's first bucket) stays, charged, and serves later inserts: room is made before the
     /// entry is, so that an entry is never charged without a place to go.
+    #[track_caller]
     fn find_or_insert<I: RawInsert>(
         &self,
         user: UserCode,

@@ -148,6 +148,7 @@ impl<E: EntryKind> TypedTable<E> {
 
     /// As [`find`](Self::find), but under the shard lock, so it cannot miss an entry inserted before the call. `eq`
     /// is user code run under the lock, described by `user` (see [`UserCode`]).
+    #[track_caller]
     pub(crate) fn find_locked(
         &self,
         user: UserCode,
@@ -163,6 +164,7 @@ impl<E: EntryKind> TypedTable<E> {
     ///
     /// Entries are made and charged at most once per distinct value; a refusal changes nothing but growth made for
     /// an entry whose `make` then panicked (see the untyped table's `find_or_insert`).
+    #[track_caller]
     pub(crate) fn find_or_insert<I: Insert<E>>(
         &self,
         user: UserCode,
