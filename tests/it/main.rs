@@ -1,0 +1,12 @@
+mod adversarial;
+mod api_soundness;
+mod budget;
+mod cache;
+mod cycles;
+mod intern;
+mod once;
+mod properties;
+mod properties_components;
+mod scan;
+mod stress;
+mod tree;
