@@ -4,7 +4,6 @@
 //!
 //! Memory errors (a write past a buffer, a read of freed memory) do not always fail a native run: run this file under
 //! Miri and AddressSanitizer too (`scripts/miri.sh`, `scripts/sanitizers.sh`).
-#![cfg(not(loom))]
 
 use core::alloc::Layout;
 use std::cell::Cell;

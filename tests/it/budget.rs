@@ -1,5 +1,4 @@
 //! `LeakBudget`: leaking, refusals, accounting and bad input.
-#![cfg(not(loom))]
 
 use core::alloc::Layout;
 use std::cell::Cell;

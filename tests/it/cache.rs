@@ -3,7 +3,6 @@
 //!
 //! Tests that involve blocking never measure time. A thread that should finish is joined through [`join_or_fail`],
 //! which turns a deadlock into a failure after a generous bound instead of hanging the run.
-#![cfg(not(loom))]
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -14,8 +13,7 @@ use std::sync::{Barrier, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-mod support;
-use support::leaked;
+use crate::support::leaked;
 
 use leak_budget::{CacheStats, Cached, LeakBudget, LeakError, StaticCache, Stats};
 

@@ -5,8 +5,6 @@
 //!
 //! Every case runs on a thread of its own and fails on a timeout, so that a hang fails the suite instead of stalling
 //! it (a stack overflow aborts the binary, which fails it too).
-// `static` budgets need `const` constructors, which the loom build does not have; the loom suite is `tests/loom`.
-#![cfg(not(loom))]
 
 use core::alloc::Layout;
 use std::sync::Mutex;

@@ -1,5 +1,4 @@
 //! `Interner<T>` and `Interned<T>`: identity, concurrency, the budget, and misbehaving `Hash`/`Eq`/`Clone`.
-#![cfg(not(loom))]
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
@@ -9,8 +8,7 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
-mod support;
-use support::leaked;
+use crate::support::leaked;
 
 use leak_budget::{Interned, Interner, LeakBudget, LeakError, Stats};
 

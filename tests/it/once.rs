@@ -3,7 +3,6 @@
 //!
 //! Under `cfg(loom)` the cells are made of loom objects, which exist only inside a loom model: the loom suite
 //! (`tests/loom/once.rs`) covers them there.
-#![cfg(not(loom))]
 
 use core::marker::PhantomData;
 use core::mem::size_of;
@@ -458,7 +457,7 @@ fn leak_once_detects_re_entrancy_and_recovers_from_a_panic() {
         *leak_once!(in &BUDGET, if depth == 0 { recursive(depth + 1) } else { depth }).unwrap()
     }
     let message = panic_message(&*panic::catch_unwind(|| recursive(0)).unwrap_err());
-    assert!(message.starts_with("re-entrant initialisation of the `leak_once!` at tests/once.rs:"), "{message}");
+    assert!(message.starts_with("re-entrant initialisation of the `leak_once!` at tests/it/once.rs:"), "{message}");
 
     let fail = AtomicBool::new(true);
     let site = || *leak_once!(in &BUDGET, if fail.load(Relaxed) { panic!("not yet") } else { 11_u8 }).unwrap();

@@ -5,7 +5,6 @@
 //! every reference checked intact and disjoint at the end.
 //!
 //! `PROPTEST_CASES` overrides the number of cases (4096 natively, 8 under Miri).
-#![cfg(not(loom))]
 
 use core::alloc::Layout;
 
@@ -13,10 +12,7 @@ use leak_budget::LeakBudget;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
-// The byte decoder is for the fuzz target.
-#[allow(dead_code)]
-mod model;
-use model::{Absurd, MAX_ALIGN_SHIFT, MAX_SIZE, Model, Op, Typed};
+use crate::model::{Absurd, MAX_ALIGN_SHIFT, MAX_SIZE, Model, Op, Typed};
 
 fn cases() -> u32 {
     let default = if cfg!(miri) { 8 } else { 4096 };

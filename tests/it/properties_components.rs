@@ -13,7 +13,6 @@
 //! interner or cache creates on its first call stays charged when the budget then refuses the entry.
 //!
 //! `PROPTEST_CASES` overrides the number of cases natively (default 2048); under Miri, 8 cases of shorter sequences.
-#![cfg(not(loom))]
 
 use core::alloc::Layout;
 use core::borrow::Borrow;

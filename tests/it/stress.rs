@@ -14,18 +14,14 @@
 //! - one pointer per interned value, whichever thread interns it first or again;
 //! - a cache runs each key's initialiser at most once while it is not full, and every thread gets the same value.
 
-#![cfg(not(loom))]
-
-mod support;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::support::{bounded, leaked};
 use leak_budget::{Interner, LeakBudget, StaticCache};
-use support::{bounded, leaked};
 
 /// How long each test runs: `LEAK_BUDGET_STRESS_SECS` seconds (fractions allowed), 1 by default.
 fn run_for() -> Duration {

@@ -1,7 +1,5 @@
 //! Budget trees and the leak report: charges reach every ancestor atomically, children's limits are ceilings, prepaid
 //! children, the registry, and a report whose figures add up while other threads allocate.
-// `static` budgets need `const` constructors, which the loom build does not have; the loom suite is `tests/loom`.
-#![cfg(not(loom))]
 
 use core::alloc::Layout;
 use std::collections::HashMap;
@@ -466,7 +464,9 @@ fn the_report_prints_an_aligned_tree() {
 #[test]
 #[cfg_attr(miri, ignore = "spawns a process")]
 fn report_at_exit_prints_to_stderr_only_when_the_variable_asks() {
-    const TEST: &str = "report_at_exit_prints_to_stderr_only_when_the_variable_asks";
+    // The child runs this test alone, by the name libtest gives it: its path in the binary, crate name left out.
+    let module = module_path!().split_once("::").map_or("", |(_, module)| module);
+    let test = format!("{module}::report_at_exit_prints_to_stderr_only_when_the_variable_asks");
     const CHILD: &str = "LEAK_BUDGET_TREE_TEST_CHILD";
     if std::env::var_os(CHILD).is_some() {
         static PROBE: LeakBudget = LeakBudget::named("exit-report-probe", 4096);
@@ -476,7 +476,7 @@ fn report_at_exit_prints_to_stderr_only_when_the_variable_asks() {
     }
     for value in [Some("1"), Some("0"), None] {
         let mut command = Command::new(std::env::current_exe().unwrap());
-        command.args(["--exact", TEST, "--nocapture", "--test-threads=1"]).env(CHILD, "1");
+        command.args(["--exact", &test, "--nocapture", "--test-threads=1"]).env(CHILD, "1");
         match value {
             Some(value) => command.env(leak_budget::LEAK_BUDGET_REPORT_VAR, value),
             None => command.env_remove(leak_budget::LEAK_BUDGET_REPORT_VAR),
