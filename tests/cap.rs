@@ -22,7 +22,6 @@
 //! Run alone: `cargo test --test cap` (a global allocator is process-wide, so this binary holds nothing else).
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::any::Any;
 use std::borrow::Borrow;
 use std::cell::Cell;
 use std::fmt::Debug;
@@ -31,14 +30,16 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::process::ExitCode;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Barrier, Mutex, Once, PoisonError};
+use std::sync::{Barrier, Once};
 use std::thread;
 use std::time::Duration;
 
 use leak_budget::{Internable, Interned, Interner, LeakBudget, LeakError, LeakOnce, StaticCache};
 
 mod support;
-use support::{Rng, pattern, scaled};
+// Everything the cases leak themselves (budgets, interners, caches) is kept reachable by `leaked`, outside library
+// calls, so never counted.
+use support::{Rng, leaked, pattern, scaled};
 
 // ---------------------------------------------------------------------------------------------------------------------
 // The counting allocator.
@@ -711,16 +712,6 @@ fn resident_memory_with_strict_alignments() -> String {
 // ---------------------------------------------------------------------------------------------------------------------
 // Interners, caches, once-cells and budget trees: their tables and bookkeeping are charged too.
 
-/// Everything the cases leak themselves (budgets, interners, caches), kept reachable from a static so that Miri's leak
-/// checker does not report it. Pushed outside library calls, so never counted.
-static KEPT: Mutex<Vec<&'static (dyn Any + Sync)>> = Mutex::new(Vec::new());
-
-fn kept<T: Any + Sync>(value: T) -> &'static T {
-    let value: &'static T = Box::leak(Box::new(value));
-    KEPT.lock().unwrap_or_else(PoisonError::into_inner).push(value);
-    value
-}
-
 /// Consecutive refusals after which a worker deems its budget full.
 const FULL_STREAK: usize = scaled(16, 4);
 
@@ -738,8 +729,8 @@ fn warm_up_process_state() {
     static WARMED: Once = Once::new();
     WARMED.call_once(|| {
         const THREADS: usize = 8;
-        let budget = kept(LeakBudget::named("warm-up", 64 << 10));
-        kept(Interner::<str>::in_budget(budget)).intern("warm-up").expect("fits");
+        let budget = leaked(LeakBudget::named("warm-up", 64 << 10));
+        leaked(Interner::<str>::in_budget(budget)).intern("warm-up").expect("fits");
         if cfg!(miri) {
             return;
         }
@@ -861,8 +852,8 @@ where
 {
     warm_up_process_state();
     start_case(limit);
-    let budget = kept(LeakBudget::named("interner", limit));
-    let interner: &Interner<T> = kept(Interner::in_budget(budget));
+    let budget = leaked(LeakBudget::named("interner", limit));
+    let interner: &Interner<T> = leaked(Interner::in_budget(budget));
     let runs: Vec<Interning<T, V>> = if threads == 1 {
         vec![intern_until_full(interner, budget, 1, true, |rng, n| make(rng, 0, n))]
     } else {
@@ -975,10 +966,10 @@ type CacheRun = (Vec<(u64, &'static [u8; 24])>, Vec<(u64, &'static [u8; 600])>, 
 fn cache_case(threads: usize, limit: usize) -> String {
     warm_up_process_state();
     start_case(limit);
-    let budget = kept(LeakBudget::named("cache", limit));
-    let small = kept(StaticCache::<u64, [u8; 24]>::in_budget(budget));
-    let medium = kept(StaticCache::<u64, [u8; 600]>::in_budget(budget));
-    let large = kept(StaticCache::<u64, [u8; 3000]>::in_budget(budget));
+    let budget = leaked(LeakBudget::named("cache", limit));
+    let small = leaked(StaticCache::<u64, [u8; 24]>::in_budget(budget));
+    let medium = leaked(StaticCache::<u64, [u8; 600]>::in_budget(budget));
+    let large = leaked(StaticCache::<u64, [u8; 3000]>::in_budget(budget));
     let work = |thread: u64| {
         let mut rng = Rng::new(20 + thread);
         let mut run: CacheRun = Default::default();
@@ -1109,9 +1100,9 @@ fn trees_never_exceed_any_level() -> String {
     for (level, &(_, parent, limit, _)) in shapes.iter().enumerate() {
         add_level(level, parent, limit);
     }
-    let root = kept(LeakBudget::named("root", limit));
-    let a = kept(LeakBudget::child_of(root, "a", shapes[1].2));
-    let b = kept(LeakBudget::prepaid_child_of(root, "b", shapes[2].2));
+    let root = leaked(LeakBudget::named("root", limit));
+    let a = leaked(LeakBudget::child_of(root, "a", shapes[1].2));
+    let b = leaked(LeakBudget::prepaid_child_of(root, "b", shapes[2].2));
     // Records first, each charged at its own level (a record is its budget's own bytes).
     lib_at(0, || root.register()).expect("the root's record fits");
     lib_at(1, || a.register()).expect("a's record fits");
@@ -1133,7 +1124,7 @@ fn trees_never_exceed_any_level() -> String {
             level,
             parent,
             budget,
-            interner: kept(Interner::in_budget(budget)),
+            interner: leaked(Interner::in_budget(budget)),
         })
         .collect();
     // The budgets each level's charges reach: itself, then up to and including the first prepaid level.
@@ -1272,7 +1263,7 @@ fn leak_once_is_charged_once() -> String {
     let rounds = scaled(20, 2);
     for round in 0..rounds {
         start_case(limit);
-        let budget = kept(LeakBudget::named("once", limit));
+        let budget = leaked(LeakBudget::named("once", limit));
         let cells = (
             LeakOnce::<[u8; SIZES[0]]>::in_budget(budget),
             LeakOnce::<[u8; SIZES[1]]>::in_budget(budget),

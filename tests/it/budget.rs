@@ -8,19 +8,7 @@ use std::time::Duration;
 
 use leak_budget::{LeakBudget, LeakError, MAX_ALIGN, Rejected, Stats};
 
-/// Fewer iterations under Miri, which is slow, and the full count natively.
-const fn scaled(native: usize, miri: usize) -> usize {
-    if cfg!(miri) { miri } else { native }
-}
-
-/// Holds the tests' budgets (and other values they leak), so that everything stays reachable from a `static`: Miri's
-/// leak checker and LeakSanitizer report a `Box::leak` that nothing points to, but not this.
-static HOLDER: LeakBudget = LeakBudget::named("test holder", 1 << 20);
-
-/// A `'static` budget for one test (a local one would work too; `'static` lets threads borrow it freely).
-fn budget(limit: usize) -> &'static LeakBudget {
-    HOLDER.leak(LeakBudget::named("test", limit)).expect("room in the holder")
-}
+use crate::support::{budget, scaled, without_rejections};
 
 /// Asserts that no two `[start, start + len)` ranges overlap.
 fn assert_disjoint(mut ranges: Vec<(usize, usize)>) {
@@ -29,13 +17,6 @@ fn assert_disjoint(mut ranges: Vec<(usize, usize)>) {
         let ((a, a_len), (b, _)) = (pair[0], pair[1]);
         assert!(a + a_len <= b, "ranges {a:#x}+{a_len} and {b:#x} overlap");
     }
-}
-
-/// Everything but the rejection counter.
-fn without_rejections(stats: Stats) -> Stats {
-    let mut stats = stats;
-    stats.rejections = 0;
-    stats
 }
 
 #[test]
@@ -277,7 +258,7 @@ fn leak_vec_moves_elements_without_dropping_them() {
             self.0.set(self.0.get() + 1);
         }
     }
-    let drops: &'static Cell<usize> = HOLDER.leak(Cell::new(0)).expect("room in the holder");
+    let drops: &'static Cell<usize> = budget(4 << 10).leak(Cell::new(0)).expect("room for the counter");
     let budget = budget(1 << 20);
     let values = (0..10).map(|_| CountsDrops(drops)).collect::<Vec<_>>();
     let leaked = budget.leak_vec(values).unwrap();

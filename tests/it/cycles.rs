@@ -7,12 +7,13 @@
 //! it (a stack overflow aborts the binary, which fails it too).
 
 use core::alloc::Layout;
-use std::sync::Mutex;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::Duration;
 
 use leak_budget::{LeakBudget, LeakError};
+
+use crate::support::leaked;
 
 /// How long a case may take before it counts as hung. Generous: the cases take milliseconds natively, and under Miri
 /// the deep trees take a minute or two.
@@ -48,16 +49,6 @@ fn bounded<T: Send + 'static>(stack: usize, body: impl FnOnce() -> T + Send + 's
             Ok(()) => unreachable!("the worker sends before it returns"),
         },
     }
-}
-
-/// Budgets made at run time, kept reachable from a static so that Miri's leak checker (which stays on) does not
-/// report them.
-static KEPT: Mutex<Vec<&'static LeakBudget>> = Mutex::new(Vec::new());
-
-fn keep(budget: LeakBudget) -> &'static LeakBudget {
-    let budget: &'static LeakBudget = Box::leak(Box::new(budget));
-    KEPT.lock().unwrap().push(budget);
-    budget
 }
 
 fn cycle(budget: &'static str) -> LeakError {
@@ -162,7 +153,7 @@ fn a_self_parent_without_a_limit_is_refused_without_overflowing_the_stack() {
 
 /// A chain of `depth` budgets made at run time: `[root, child, grandchild, …]`.
 fn chain(depth: usize, root_limit: usize, prepaid_at: Option<usize>) -> Vec<&'static LeakBudget> {
-    let mut chain = vec![keep(LeakBudget::named("deep-root", root_limit))];
+    let mut chain = vec![leaked(LeakBudget::named("deep-root", root_limit))];
     for level in 1..depth {
         let parent = *chain.last().unwrap();
         let child = if prepaid_at == Some(level) {
@@ -170,7 +161,7 @@ fn chain(depth: usize, root_limit: usize, prepaid_at: Option<usize>) -> Vec<&'st
         } else {
             LeakBudget::child_of(parent, "deep", usize::MAX)
         };
-        chain.push(keep(child));
+        chain.push(leaked(child));
     }
     chain
 }

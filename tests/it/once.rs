@@ -14,19 +14,7 @@ use std::thread;
 
 use leak_budget::{InitError, LeakBudget, LeakError, LeakOnce, leak_once};
 
-/// Fewer threads under Miri, which is slow, and more natively.
-const fn scaled(native: usize, miri: usize) -> usize {
-    if cfg!(miri) { miri } else { native }
-}
-
-/// The message of a caught panic.
-fn panic_message(payload: &(dyn core::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_default()
-}
+use crate::support::{panic_message, scaled};
 
 /// Yields a few times so that threads that were just released reach their next blocking point. Only widens the
 /// window the test is about; no assertion depends on it.

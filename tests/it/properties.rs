@@ -13,15 +13,11 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 
 use crate::model::{Absurd, MAX_ALIGN_SHIFT, MAX_SIZE, Model, Op, Typed};
-
-fn cases() -> u32 {
-    let default = if cfg!(miri) { 8 } else { 4096 };
-    std::env::var("PROPTEST_CASES").ok().and_then(|cases| cases.parse().ok()).unwrap_or(default)
-}
+use crate::support::proptest_cases;
 
 fn config() -> Config {
     // No regression files: Miri has no file system, and the generators are cheap to re-run from a seed.
-    Config { cases: cases(), failure_persistence: None, ..Config::default() }
+    Config { cases: proptest_cases(4096), failure_persistence: None, ..Config::default() }
 }
 
 /// Mostly short, sometimes up to `max`.

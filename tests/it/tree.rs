@@ -4,25 +4,16 @@
 use core::alloc::Layout;
 use std::collections::HashMap;
 use std::process::Command;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::thread;
 
 use leak_budget::{Interner, LeakBudget, LeakError, Report};
 
-/// Fewer iterations under Miri, which is slow, and the full count natively.
-const fn scaled(native: usize, miri: usize) -> usize {
-    if cfg!(miri) { miri } else { native }
-}
+use crate::support::{leaked, scaled};
 
-/// Test budgets, kept reachable from a static so that Miri's leak checker (which stays on) does not report them.
-static ROOTS: Mutex<Vec<&'static LeakBudget>> = Mutex::new(Vec::new());
-
-/// A `'static` root budget for one test.
+/// A `'static` root budget for one test, kept reachable by [`leaked`].
 fn root(name: &'static str, limit: usize) -> &'static LeakBudget {
-    let root: &'static LeakBudget = Box::leak(Box::new(LeakBudget::named(name, limit)));
-    ROOTS.lock().unwrap().push(root);
-    root
+    leaked(LeakBudget::named(name, limit))
 }
 
 /// A layout served from a dedicated block (too large for a lane's chunk), so that its charge is exactly predictable.
