@@ -2,13 +2,13 @@
 
 use core::alloc::Layout;
 use std::cell::Cell;
-use std::sync::{Barrier, Condvar, Mutex, mpsc};
+use std::sync::{Barrier, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use leak_budget::{LeakBudget, LeakError, MAX_ALIGN, Rejected, Stats};
 
-use crate::support::{budget, scaled, without_rejections};
+use crate::support::{bounded_with, budget, scaled, without_rejections};
 
 /// Asserts that no two `[start, start + len)` ranges overlap.
 fn assert_disjoint(mut ranges: Vec<(usize, usize)>) {
@@ -378,25 +378,6 @@ fn two_threads_hand_out_at_least_90_percent() {
     }
 }
 
-/// Runs `body` on a thread of its own and fails if it does not finish in `limit` (a hang, not a slow run: the limit is
-/// generous).
-fn within(limit: Duration, body: impl FnOnce() + Send + 'static) {
-    let (done, finished) = mpsc::channel();
-    let worker = thread::spawn(move || {
-        body();
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(limit) {
-        // Dropped without a send: the body panicked; `join` passes its panic on.
-        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = worker.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("the test did not finish in {limit:?}"),
-    }
-}
-
 /// Where two threads `A` and `B` are in a whole-chunk schedule.
 #[derive(Clone, Copy)]
 enum Turn {
@@ -458,7 +439,8 @@ fn stats_when_b_pauses(limit: usize, schedule: &[u8]) -> Option<Stats> {
 #[test]
 #[cfg_attr(miri, ignore = "hundreds of thousands of leaks per limit; the native and sanitizer runs cover it")]
 fn a_thread_pausing_after_any_chunk_leaves_the_other_at_least_90_percent() {
-    within(Duration::from_secs(600), || {
+    // A hang, not a slow run, fails it: the bound is generous.
+    let ended = bounded_with(None, Duration::from_secs(600), || {
         for limit in [64 << 10, 256 << 10] {
             let mut worst: Option<(Stats, Vec<u8>)> = None;
             for chunks in 1.. {
@@ -493,6 +475,7 @@ fn a_thread_pausing_after_any_chunk_leaves_the_other_at_least_90_percent() {
             );
         }
     });
+    ended.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
 }
 
 #[test]

@@ -145,15 +145,31 @@ pub const HANG_TIMEOUT: Duration = Duration::from_secs(if cfg!(miri) { 600 } els
 /// within [`HANG_TIMEOUT`], the test fails instead of hanging (the stuck thread is left behind; the process ends with
 /// the test binary).
 pub fn bounded<R: Send + 'static>(body: impl FnOnce() -> R + Send + 'static) -> thread::Result<R> {
+    bounded_with(None, HANG_TIMEOUT, body)
+}
+
+/// [`bounded`] on a thread with a stack of `stack` bytes (the default stack with `None`), failing after `timeout`.
+/// Callers that want the body's panic as their own pass the `Err` to `std::panic::resume_unwind`.
+pub fn bounded_with<R: Send + 'static>(
+    stack: Option<usize>,
+    timeout: Duration,
+    body: impl FnOnce() -> R + Send + 'static,
+) -> thread::Result<R> {
     let (done, finished) = std::sync::mpsc::channel();
-    let worker = thread::spawn(move || {
-        let ended = catch_unwind(AssertUnwindSafe(body));
-        let _ = done.send(());
-        ended
-    });
-    match finished.recv_timeout(HANG_TIMEOUT) {
+    let mut builder = thread::Builder::new();
+    if let Some(stack) = stack {
+        builder = builder.stack_size(stack);
+    }
+    let worker = builder
+        .spawn(move || {
+            let ended = catch_unwind(AssertUnwindSafe(body));
+            let _ = done.send(());
+            ended
+        })
+        .expect("spawn the test body's thread");
+    match finished.recv_timeout(timeout) {
         Ok(()) => worker.join().expect("the body's panic was caught on its thread"),
-        Err(_) => panic!("the test body did not finish within {HANG_TIMEOUT:?}: a deadlock or a hang"),
+        Err(_) => panic!("the test body did not finish within {timeout:?}: a deadlock or a hang"),
     }
 }
 
