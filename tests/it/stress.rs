@@ -1,10 +1,10 @@
 //! Bounded stress runs with invariant monitors: many threads (constantly spawned and exiting where that matters), every
 //! invariant checked continuously while they run, not only at the end. They complement the loom models, whose model
 //! of `Relaxed` accesses is not the full C11 model (loom tends to show the newest value of a `Relaxed` store), and the
-//! counting-allocator proof of the cap in `tests/cap.rs`.
+//! counting-allocator proof of the cap in `tests/cap`.
 //!
 //! Each test runs for `LEAK_BUDGET_STRESS_SECS` seconds (default 1; CI runs a short form, and
-//! `LEAK_BUDGET_STRESS_SECS=60 cargo test --release --test stress` is the long one), on its own thread under a
+//! `LEAK_BUDGET_STRESS_SECS=60 cargo test --release --test it -- stress::` is the long one), on its own thread under a
 //! watchdog, so a deadlock fails the test instead of hanging the suite. Under Miri every run is a few iterations.
 //!
 //! What they hold, over every operation of the run:
