@@ -11,7 +11,7 @@
 #   and read it back), uses of stack memory after return, and at exit LeakSanitizer, which must report nothing: all the
 #   library takes stays reachable from its accounts, and the tests keep what they leak reachable from statics.
 # - thread: data races on real threads: the lanes' fast path against statistics readers and chunk switches, the
-#   concurrent table, cells and caches, the charge races of tests/cap.rs, and thread exit handing lanes on.
+#   concurrent table, cells and caches, the charge races of tests/cap, and thread exit handing lanes on.
 #
 # What it takes, measured on a 2-core x86-64 VM with nightly 1.97 while other builds shared the machine (load 3 to 6,
 # so upper bounds): from cold target directories, address 3 min 53 s (build 3 min 4 s, tests 49 s) and thread 4 min
@@ -22,15 +22,16 @@
 # Cut to keep both passes within a CI run:
 # - PROPTEST_CASES defaults to 256 (natively the property tests run 4096 and 2048 cases): the property tests check the
 #   crate against its models natively; here they only need to drive its code paths under the sanitizers. At the full
-#   counts, tests/properties_components.rs alone took 3 min 48 s under ThreadSanitizer, and the thread pass 12 min
+#   counts, tests/it/properties_components.rs alone took 3 min 48 s under ThreadSanitizer, and the thread pass 12 min
 #   from cold. Set PROPTEST_CASES to override.
 # - Debug info is line tables only: the reports' stacks keep function, file and line, and the build is lighter (one
 #   address build from cold: 97 s against 122 s with full debug info).
 # Skipped under both:
-# - the resident-memory cases of tests/cap.rs (sanitizers map shadow memory and pad every block, so the process's RSS
-#   is no longer a measure of what the library holds);
-# - tests/scan.rs, which builds an example with a nested `cargo build`: it inherits the sanitizer flags but not
-#   -Zbuild-std, and fails to compile (it tests the example's command line, not memory safety);
+# - the resident-memory cases of tests/cap/resident.rs (sanitizers map shadow memory and pad every block, so the
+#   process's RSS is no longer a measure of what the library holds): `--skip resident_memory`;
+# - the scan tests, tests/it/scan.rs, which build an example with a nested `cargo build`: it inherits the sanitizer
+#   flags but not -Zbuild-std, and fails to compile (they test the example's command line, not memory safety):
+#   `--skip scan::`;
 # - tests/loom, whose models exist only under `--cfg loom` (they run in their own step).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,11 +71,11 @@ if ! command -v llvm-symbolizer >/dev/null && [ -z "${ASAN_SYMBOLIZER_PATH:-}${T
     echo "warning: llvm-symbolizer not found: reports will show addresses, not functions and lines" >&2
 fi
 
-# Every test target but those skipped above, and the library's unit tests.
+# Every test target (tests/*.rs, tests/*/main.rs) but tests/loom, and the library's unit tests.
 targets=(--lib)
-for file in tests/*.rs; do
-    name=$(basename "$file" .rs)
-    [ "$name" = scan ] && continue
+for file in tests/*.rs tests/*/main.rs; do
+    name=$(basename "${file%/main.rs}" .rs)
+    [ "$name" = loom ] && continue
     targets+=(--test "$name")
 done
 
@@ -104,7 +105,7 @@ for sanitizer in "$@"; do
     fi
     built=$((SECONDS - started))
     echo "=== $sanitizer sanitizer: tests (PROPTEST_CASES=$PROPTEST_CASES) ===" >&2
-    if "${cargo[@]}" --no-fail-fast -- --skip resident_memory; then
+    if "${cargo[@]}" --no-fail-fast -- --skip resident_memory --skip scan::; then
         outcome=passed
     else
         outcome=FAILED

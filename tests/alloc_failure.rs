@@ -18,7 +18,7 @@ use std::thread;
 use leak_budget::{LeakBudget, LeakError, Stats};
 
 mod support;
-use support::{Rng, scaled};
+use support::{Rng, scaled, without_peak, without_rejections};
 
 /// How the allocator treats allocations made during armed library calls on one thread.
 #[derive(Debug, Clone, Copy)]
@@ -108,10 +108,8 @@ fn armed<R>(call: impl FnOnce() -> R) -> R {
 
 /// Everything but the rejection counter and the peak (which keeps a refunded charge: the bytes were charged, briefly,
 /// before the allocator refused).
-fn settled(mut stats: Stats) -> Stats {
-    stats.rejections = 0;
-    stats.peak_reserved = 0;
-    stats
+fn settled(stats: Stats) -> Stats {
+    without_rejections(without_peak(stats))
 }
 
 fn is_alloc_failed(error: &LeakError) -> bool {

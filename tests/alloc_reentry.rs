@@ -12,10 +12,8 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::panic::resume_unwind;
 use std::process::ExitCode;
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::thread;
-use std::time::Duration;
 
 use leak_budget::{LeakBudget, LeakError};
 
@@ -124,26 +122,9 @@ fn hooked<R>(target: &'static LeakBudget, skip: usize, fires: usize, call: impl 
     (result, outcomes)
 }
 
-/// How long a case may take before it counts as hung (it takes milliseconds).
-const TIMEOUT: Duration = Duration::from_secs(60);
-
 /// Runs `body` on a fresh thread (no lanes, a fresh plan) and fails the case if it hangs or panics.
-fn bounded(body: fn() -> String) -> String {
-    let (sender, receiver) = mpsc::channel();
-    let worker = thread::spawn(move || {
-        let _ = sender.send(body());
-    });
-    match receiver.recv_timeout(TIMEOUT) {
-        Ok(summary) => {
-            worker.join().expect("the worker finished");
-            summary
-        }
-        Err(RecvTimeoutError::Timeout) => panic!("still running after {TIMEOUT:?}: hung"),
-        Err(RecvTimeoutError::Disconnected) => match worker.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the worker sends before it returns"),
-        },
-    }
+fn on_a_fresh_thread(body: fn() -> String) -> String {
+    support::bounded(body).unwrap_or_else(|panic| resume_unwind(panic))
 }
 
 static REENTERED: LeakBudget = LeakBudget::named("reentered", 1 << 20);
@@ -152,7 +133,7 @@ static REENTERED: LeakBudget = LeakBudget::named("reentered", 1 << 20);
 /// (the budget's record, the thread's lane, the lane's first chunk). The first comes while the record is being
 /// created: refused with `Reentrant`. The others find the record and are served.
 fn reentry_during_the_record_creation_is_refused() -> String {
-    bounded(|| {
+    on_a_fresh_thread(|| {
         let (outer, outcomes) = hooked(&REENTERED, 0, 3, || REENTERED.leak(7u64).map(|value| *value));
         assert_eq!(outer.unwrap(), 7, "the outer request is served");
         assert_eq!(outcomes[0], Outcome::Reentrant("reentered"), "{outcomes:?}");
@@ -185,7 +166,7 @@ static CHILD: LeakBudget = LeakBudget::child_of(&PARENT, "child", 1 << 20);
 /// the parent's record) is refused naming the parent; a re-entry into the parent while the child's record is being
 /// created (the parent's exists) is served.
 fn reentry_into_a_child_names_the_record_in_creation() -> String {
-    bounded(|| {
+    on_a_fresh_thread(|| {
         let (outer, outcomes) = hooked(&CHILD, 0, 1, || CHILD.register());
         outer.unwrap();
         assert_eq!(outcomes, [Outcome::Reentrant("parent")]);

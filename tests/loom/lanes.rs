@@ -8,7 +8,7 @@
 //! it is destroyed") before it reaches the borrowed lane. On a thread that never leaked, `FRONT` and `Held` are
 //! created afresh during that phase and never dropped, so the leak takes a lane through `Held` (not a borrowed one)
 //! and never releases it. (Both checked with a model that was then removed.) Native tests cover the path:
-//! `tests/adversarial.rs` `thread_local_destructors_leak_after_the_thread_state_is_gone`, `tests/budget.rs`
+//! `tests/it/adversarial.rs` `thread_local_destructors_leak_after_the_thread_state_is_gone`, `tests/it/budget.rs`
 //! `leaking_from_a_thread_local_destructor_works` and `tests/at_exit.rs`.
 
 use std::sync::atomic::{AtomicBool as SeenFlag, Ordering::Relaxed as Seen};

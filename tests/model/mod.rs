@@ -1,4 +1,4 @@
-//! A model of one `LeakBudget` used by one thread, shared by the property tests (`tests/properties.rs`, which draws
+//! A model of one `LeakBudget` used by one thread, shared by the property tests (`tests/it/properties.rs`, which draws
 //! operations with proptest) and the fuzz target (`fuzz/fuzz_targets/budget.rs`, which decodes them from bytes).
 //!
 //! [`Model::apply`] runs one operation and checks it against what the budget promises, panicking on any difference:
@@ -19,7 +19,14 @@
 use core::alloc::Layout;
 use core::mem::size_of;
 
-use leak_budget::{LeakBudget, LeakError, Stats};
+use leak_budget::{LeakBudget, LeakError};
+
+// The test binaries' helper, by path: the fuzz target compiles this model without tests/support. (The `it` binary
+// includes the file twice, here and in its support module.)
+#[allow(clippy::duplicate_mod)]
+#[path = "../support/stats.rs"]
+mod stats;
+use stats::without_rejections;
 
 /// A plain-bytes value aligned to 64.
 #[repr(C, align(64))]
@@ -230,12 +237,6 @@ pub struct Model<'b> {
     budget: &'b LeakBudget,
     leaked: Vec<Leaked>,
     ops: usize,
-}
-
-/// The rejection counter aside, every figure.
-fn without_rejections(mut stats: Stats) -> Stats {
-    stats.rejections = 0;
-    stats
 }
 
 /// A value of plain bytes made from the pattern.

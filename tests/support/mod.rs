@@ -1,15 +1,31 @@
 //! Shared by the test binaries: a named-case runner with libtest-like output for the `harness = false` ones (each has
-//! its own `#[global_allocator]`, so each is its own binary), a small deterministic random number generator, and
-//! [`leaked`], which keeps what a test leaks reachable for Miri's leak checker.
+//! its own `#[global_allocator]`, so each is its own binary), a small deterministic random number generator,
+//! [`leaked`], which keeps what a test leaks reachable for Miri's leak checker, [`budget`] for a test's own budget,
+//! [`bounded`], which fails a test that hangs, and small helpers the suites share.
 
 // Each binary uses a subset.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::ExitCode;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::{Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use leak_budget::LeakBudget;
+
+// In a file of its own because the property tests' model (tests/model/mod.rs) includes it too: the budget fuzz target
+// compiles the model without this module.
+mod stats;
+pub use stats::{without_peak, without_rejections};
+
+// Why not libtest-mimic (0.8.2, MSRV 1.65), which would give these binaries libtest's whole command line: it brings 15
+// crates into the dev-dependencies (clap with its derive macro, anstream and their helpers) and added 5 to 8 s of CPU
+// to a cold `cargo test --no-run` (32 to 35 s without it, 40 to 45 s with it; 2 shared cores). It would also need
+// settings to do what these binaries rely on: cases one at a time (the counting allocator's figures are process-wide),
+// in the order given (tests/cap's resident-set cases first, while the process is small), each printing its figures on
+// its own line. The runner below does that in 50 lines.
 
 /// One named check. It panics (with an `assert!`) on failure and returns a one-line summary of its figures on success.
 pub type Case = (&'static str, fn() -> String);
@@ -72,6 +88,12 @@ pub const fn scaled(native: usize, miri: usize) -> usize {
     if cfg!(miri) { miri } else { native }
 }
 
+/// How many cases a property test runs: `PROPTEST_CASES` if set, else `native` natively and 8 under Miri.
+pub fn proptest_cases(native: u32) -> u32 {
+    let default = if cfg!(miri) { 8 } else { native };
+    std::env::var("PROPTEST_CASES").ok().and_then(|cases| cases.parse().ok()).unwrap_or(default)
+}
+
 /// xorshift64*: deterministic, allocation-free, good enough to mix request shapes.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -105,38 +127,65 @@ pub fn pattern(seed: u64, index: usize) -> u8 {
 /// report it: a leaked value that a static can reach is not a leak.
 static LEAKED: Mutex<Vec<&'static (dyn Any + Sync)>> = Mutex::new(Vec::new());
 
-/// Leaks `value` for the rest of the test process, reachable from [`LEAKED`].
+/// Leaks `value` for the rest of the test process, reachable from [`LEAKED`]. In `tests/cap`, call it outside library
+/// calls: its allocations are then not counted as the library's.
 pub fn leaked<T: Any + Sync>(value: T) -> &'static T {
     let value: &'static T = Box::leak(Box::new(value));
-    LEAKED.lock().unwrap().push(value);
+    LEAKED.lock().unwrap_or_else(PoisonError::into_inner).push(value);
     value
+}
+
+/// The name of the budgets [`budget`] makes, which errors and reports show.
+pub const BUDGET_NAME: &str = "test";
+
+/// A fresh `'static` budget of `limit` bytes for one test (a local one would work too; `'static` lets threads borrow
+/// it freely), kept reachable by [`leaked`].
+pub fn budget(limit: usize) -> &'static LeakBudget {
+    leaked(LeakBudget::named(BUDGET_NAME, limit))
 }
 
 /// How long a test body run by [`bounded`] may take before the test fails as hung. Generous: a body that finishes
 /// takes milliseconds natively and seconds under Miri; only a deadlock or a hang comes near it.
-pub const HANG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(if cfg!(miri) { 600 } else { 60 });
+pub const HANG_TIMEOUT: Duration = Duration::from_secs(if cfg!(miri) { 600 } else { 60 });
 
 /// Runs `body` on its own thread and returns how it ended (its value, or its panic's payload). If it has not ended
 /// within [`HANG_TIMEOUT`], the test fails instead of hanging (the stuck thread is left behind; the process ends with
 /// the test binary).
-pub fn bounded<R: Send + 'static>(body: impl FnOnce() -> R + Send + 'static) -> std::thread::Result<R> {
+pub fn bounded<R: Send + 'static>(body: impl FnOnce() -> R + Send + 'static) -> thread::Result<R> {
+    bounded_with(None, HANG_TIMEOUT, body)
+}
+
+/// [`bounded`] on a thread with a stack of `stack` bytes (the default stack with `None`), failing after `timeout`.
+/// Callers that want the body's panic as their own pass the `Err` to `std::panic::resume_unwind`.
+pub fn bounded_with<R: Send + 'static>(
+    stack: Option<usize>,
+    timeout: Duration,
+    body: impl FnOnce() -> R + Send + 'static,
+) -> thread::Result<R> {
     let (done, finished) = std::sync::mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        let ended = catch_unwind(AssertUnwindSafe(body));
-        let _ = done.send(());
-        ended
-    });
-    match finished.recv_timeout(HANG_TIMEOUT) {
+    let mut builder = thread::Builder::new();
+    if let Some(stack) = stack {
+        builder = builder.stack_size(stack);
+    }
+    let worker = builder
+        .spawn(move || {
+            let ended = catch_unwind(AssertUnwindSafe(body));
+            let _ = done.send(());
+            ended
+        })
+        .expect("spawn the test body's thread");
+    match finished.recv_timeout(timeout) {
         Ok(()) => worker.join().expect("the body's panic was caught on its thread"),
-        Err(_) => panic!("the test body did not finish within {HANG_TIMEOUT:?}: a deadlock or a hang"),
+        Err(_) => panic!("the test body did not finish within {timeout:?}: a deadlock or a hang"),
     }
 }
 
 /// The message of a panic payload (`panic!` with a literal or with formatting), or `""`.
-pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
     payload
         .downcast_ref::<String>()
         .map(String::as_str)
         .or_else(|| payload.downcast_ref::<&str>().copied())
         .unwrap_or("")
+        .to_owned()
 }

@@ -1,27 +1,14 @@
 //! `LeakBudget`: leaking, refusals, accounting and bad input.
-#![cfg(not(loom))]
 
 use core::alloc::Layout;
 use std::cell::Cell;
-use std::sync::{Barrier, Condvar, Mutex, mpsc};
+use std::sync::{Barrier, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use leak_budget::{LeakBudget, LeakError, MAX_ALIGN, Rejected, Stats};
 
-/// Fewer iterations under Miri, which is slow, and the full count natively.
-const fn scaled(native: usize, miri: usize) -> usize {
-    if cfg!(miri) { miri } else { native }
-}
-
-/// Holds the tests' budgets (and other values they leak), so that everything stays reachable from a `static`: Miri's
-/// leak checker and LeakSanitizer report a `Box::leak` that nothing points to, but not this.
-static HOLDER: LeakBudget = LeakBudget::named("test holder", 1 << 20);
-
-/// A `'static` budget for one test (a local one would work too; `'static` lets threads borrow it freely).
-fn budget(limit: usize) -> &'static LeakBudget {
-    HOLDER.leak(LeakBudget::named("test", limit)).expect("room in the holder")
-}
+use crate::support::{bounded_with, budget, scaled, without_rejections};
 
 /// Asserts that no two `[start, start + len)` ranges overlap.
 fn assert_disjoint(mut ranges: Vec<(usize, usize)>) {
@@ -30,13 +17,6 @@ fn assert_disjoint(mut ranges: Vec<(usize, usize)>) {
         let ((a, a_len), (b, _)) = (pair[0], pair[1]);
         assert!(a + a_len <= b, "ranges {a:#x}+{a_len} and {b:#x} overlap");
     }
-}
-
-/// Everything but the rejection counter.
-fn without_rejections(stats: Stats) -> Stats {
-    let mut stats = stats;
-    stats.rejections = 0;
-    stats
 }
 
 #[test]
@@ -305,7 +285,7 @@ fn leak_vec_moves_elements_without_dropping_them() {
             self.0.set(self.0.get() + 1);
         }
     }
-    let drops: &'static Cell<usize> = HOLDER.leak(Cell::new(0)).expect("room in the holder");
+    let drops: &'static Cell<usize> = budget(4 << 10).leak(Cell::new(0)).expect("room for the counter");
     let budget = budget(1 << 20);
     let values = (0..10).map(|_| CountsDrops(drops)).collect::<Vec<_>>();
     let leaked = budget.leak_vec(values).unwrap();
@@ -425,25 +405,6 @@ fn two_threads_hand_out_at_least_90_percent() {
     }
 }
 
-/// Runs `body` on a thread of its own and fails if it does not finish in `limit` (a hang, not a slow run: the limit is
-/// generous).
-fn within(limit: Duration, body: impl FnOnce() + Send + 'static) {
-    let (done, finished) = mpsc::channel();
-    let worker = thread::spawn(move || {
-        body();
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(limit) {
-        // Dropped without a send: the body panicked; `join` passes its panic on.
-        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = worker.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("the test did not finish in {limit:?}"),
-    }
-}
-
 /// Where two threads `A` and `B` are in a whole-chunk schedule.
 #[derive(Clone, Copy)]
 enum Turn {
@@ -505,7 +466,8 @@ fn stats_when_b_pauses(limit: usize, schedule: &[u8]) -> Option<Stats> {
 #[test]
 #[cfg_attr(miri, ignore = "hundreds of thousands of leaks per limit; the native and sanitizer runs cover it")]
 fn a_thread_pausing_after_any_chunk_leaves_the_other_at_least_90_percent() {
-    within(Duration::from_secs(600), || {
+    // A hang, not a slow run, fails it: the bound is generous.
+    let ended = bounded_with(None, Duration::from_secs(600), || {
         for limit in [64 << 10, 256 << 10] {
             let mut worst: Option<(Stats, Vec<u8>)> = None;
             for chunks in 1.. {
@@ -540,6 +502,7 @@ fn a_thread_pausing_after_any_chunk_leaves_the_other_at_least_90_percent() {
             );
         }
     });
+    ended.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
 }
 
 #[test]

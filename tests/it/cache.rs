@@ -3,7 +3,6 @@
 //!
 //! Tests that involve blocking never measure time. A thread that should finish is joined through [`join_or_fail`],
 //! which turns a deadlock into a failure after a generous bound instead of hanging the run.
-#![cfg(not(loom))]
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -14,21 +13,12 @@ use std::sync::{Barrier, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-mod support;
-use support::leaked;
+use crate::support::{budget, leaked, scaled, without_rejections};
 
-use leak_budget::{CacheStats, Cached, LeakBudget, LeakError, StaticCache, Stats};
-
-const fn scaled(native: usize, miri: usize) -> usize {
-    if cfg!(miri) { miri } else { native }
-}
+use leak_budget::{CacheStats, Cached, LeakBudget, LeakError, StaticCache};
 
 /// How long a thread that should finish may take before the test calls it a deadlock. Not a measure of speed.
 const DEADLOCK_BOUND: Duration = Duration::from_secs(120);
-
-fn budget(limit: usize) -> &'static LeakBudget {
-    leaked(LeakBudget::named("cache-test", limit))
-}
 
 fn cache<K: Sync + 'static, V: Sync + 'static>(budget: &'static LeakBudget) -> &'static StaticCache<K, V> {
     leaked(StaticCache::in_budget(budget))
@@ -51,13 +41,6 @@ fn join_or_fail<T>(handle: JoinHandle<T>, what: &str) -> thread::Result<T> {
 
 fn counts(stats: CacheStats) -> (usize, usize, usize, usize) {
     (stats.hits, stats.misses, stats.degraded, stats.waits)
-}
-
-/// Everything but the rejection count.
-fn settled(stats: Stats) -> Stats {
-    let mut stats = stats;
-    stats.rejections = 0;
-    stats
 }
 
 #[test]
@@ -179,7 +162,11 @@ fn an_exhausted_budget_degrades_to_owned_values_never_asks_again_and_hits_keep_w
                         // when the entry is then refused (on 32-bit targets a 4 KiB budget holds the state alone).
                         assert!(after.reserved <= limit && after.used > 0, "{after}");
                     } else {
-                        assert_eq!(settled(after), settled(before), "a refusal changes nothing (limit {limit})");
+                        assert_eq!(
+                            without_rejections(after),
+                            without_rejections(before),
+                            "a refusal changes nothing (limit {limit})"
+                        );
                     }
                     assert_eq!(after.rejections, before.rejections + 1);
                     break key;
@@ -484,7 +471,11 @@ fn a_panicking_eq_anywhere_in_a_miss_leaves_the_cache_consistent() {
         EQ_COUNTDOWN.set(0);
         if countdown <= 9 {
             assert!(fired && outcome.is_err(), "countdown {countdown}: the panic propagates");
-            assert_eq!((settled(budget.stats()), cache.len()), (settled(before), 3), "countdown {countdown}");
+            assert_eq!(
+                (without_rejections(budget.stats()), cache.len()),
+                (without_rejections(before), 3),
+                "countdown {countdown}"
+            );
         } else {
             assert!(!fired && outcome.unwrap());
             assert_eq!(cache.len(), 4);

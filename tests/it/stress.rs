@@ -1,10 +1,10 @@
 //! Bounded stress runs with invariant monitors: many threads (constantly spawned and exiting where that matters), every
 //! invariant checked continuously while they run, not only at the end. They complement the loom models, whose model
 //! of `Relaxed` accesses is not the full C11 model (loom tends to show the newest value of a `Relaxed` store), and the
-//! counting-allocator proof of the cap in `tests/cap.rs`.
+//! counting-allocator proof of the cap in `tests/cap`.
 //!
 //! Each test runs for `LEAK_BUDGET_STRESS_SECS` seconds (default 1; CI runs a short form, and
-//! `LEAK_BUDGET_STRESS_SECS=60 cargo test --release --test stress` is the long one), on its own thread under a
+//! `LEAK_BUDGET_STRESS_SECS=60 cargo test --release --test it -- stress::` is the long one), on its own thread under a
 //! watchdog, so a deadlock fails the test instead of hanging the suite. Under Miri every run is a few iterations.
 //!
 //! What they hold, over every operation of the run:
@@ -14,18 +14,14 @@
 //! - one pointer per interned value, whichever thread interns it first or again;
 //! - a cache runs each key's initialiser at most once while it is not full, and every thread gets the same value.
 
-#![cfg(not(loom))]
-
-mod support;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::support::{bounded, leaked};
 use leak_budget::{Interner, LeakBudget, StaticCache};
-use support::{bounded, leaked};
 
 /// How long each test runs: `LEAK_BUDGET_STRESS_SECS` seconds (fractions allowed), 1 by default.
 fn run_for() -> Duration {

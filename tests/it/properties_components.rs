@@ -13,7 +13,6 @@
 //! interner or cache creates on its first call stays charged when the budget then refuses the entry.
 //!
 //! `PROPTEST_CASES` overrides the number of cases natively (default 2048); under Miri, 8 cases of shorter sequences.
-#![cfg(not(loom))]
 
 use core::alloc::Layout;
 use core::borrow::Borrow;
@@ -31,29 +30,14 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, RngAlgorithm};
 
-fn cases() -> u32 {
-    let default = if cfg!(miri) { 8 } else { 2048 };
-    std::env::var("PROPTEST_CASES").ok().and_then(|cases| cases.parse().ok()).unwrap_or(default)
-}
+use crate::support::{BUDGET_NAME, budget, proptest_cases, without_rejections};
 
 fn config() -> Config {
     // No regression files: Miri has no file system, and the generators are cheap to re-run from a seed. Under Miri,
     // XorShift rather than ChaCha: proptest seeds a fresh generator for every value it draws, and interpreting ChaCha's
     // rounds took most of the run (about 5 s a case, against milliseconds for the checks themselves).
     let rng_algorithm = if cfg!(miri) { RngAlgorithm::XorShift } else { RngAlgorithm::default() };
-    Config { cases: cases(), failure_persistence: None, rng_algorithm, ..Config::default() }
-}
-
-/// Holds every budget the cases create, so that all of it stays reachable from a `static`: Miri's leak checker does
-/// not report memory a static can reach. (The components' own memory is in those budgets, reachable from the
-/// registry of accounts.)
-static HOLDER: LeakBudget = LeakBudget::named("property holder", 64 << 20);
-
-const NAME: &str = "property";
-
-/// A fresh budget of `limit` bytes, used by one component only, so its figures are that component's.
-fn budget(limit: usize) -> &'static LeakBudget {
-    HOLDER.leak(LeakBudget::named(NAME, limit)).expect("room in the holder")
+    Config { cases: proptest_cases(2048), failure_persistence: None, rng_algorithm, ..Config::default() }
 }
 
 /// The limit of a probe run: enough for any sequence drawn here.
@@ -110,13 +94,6 @@ fn pool() -> impl Strategy<Value = Vec<String>> {
     prop::collection::vec(text(), 1..if cfg!(miri) { 16 } else { 32 })
 }
 
-/// Everything but the rejection count.
-fn settled(stats: Stats) -> Stats {
-    let mut stats = stats;
-    stats.rejections = 0;
-    stats
-}
-
 /// The address a reference points to.
 fn address<T: ?Sized>(value: &T) -> usize {
     ptr::from_ref(value).cast::<u8>().addr()
@@ -135,7 +112,7 @@ fn check_figures(budget: &LeakBudget) {
 fn check_refusal_error(budget: &LeakBudget, error: &LeakError) {
     match *error {
         LeakError::BudgetExceeded { budget: name, requested, remaining, limit, value, global } => {
-            assert_eq!((name, limit, global), (NAME, budget.limit(), false), "{error}");
+            assert_eq!((name, limit, global), (BUDGET_NAME, budget.limit(), false), "{error}");
             assert!(value <= requested, "{error}");
             assert_eq!(remaining, budget.remaining(), "{error}");
             assert!(requested > remaining, "{error}");
@@ -149,7 +126,7 @@ fn check_refusal_error(budget: &LeakBudget, error: &LeakError) {
 fn check_refusal(budget: &LeakBudget, before: Stats, error: &LeakError) {
     check_refusal_error(budget, error);
     let after = budget.stats();
-    assert_eq!(settled(after), settled(before), "a refusal changes nothing");
+    assert_eq!(without_rejections(after), without_rejections(before), "a refusal changes nothing");
     assert_eq!(after.rejections, before.rejections + 1, "and counts once");
 }
 
@@ -533,7 +510,7 @@ where
             // This call was refused, and the cache is full from now on.
             assert_eq!(after.rejections, before.rejections + 1, "a refusal counts once");
             if before.reserved > 0 {
-                assert_eq!(settled(after), settled(before), "a refusal changes nothing");
+                assert_eq!(without_rejections(after), without_rejections(before), "a refusal changes nothing");
             }
             // Otherwise the budget had nothing: it refused the cache's state, or took it and refused the entry.
             self.full = true;

@@ -4,7 +4,6 @@
 //!
 //! Memory errors (a write past a buffer, a read of freed memory) do not always fail a native run: run this file under
 //! Miri and AddressSanitizer too (`scripts/miri.sh`, `scripts/sanitizers.sh`).
-#![cfg(not(loom))]
 
 use core::alloc::Layout;
 use std::cell::Cell;
@@ -16,31 +15,7 @@ use std::thread;
 
 use leak_budget::{LeakBudget, LeakError, MAX_ALIGN, Stats};
 
-/// Fewer iterations under Miri, which is slow, and the full count natively.
-const fn scaled(native: usize, miri: usize) -> usize {
-    if cfg!(miri) { miri } else { native }
-}
-
-/// Holds the budgets the tests create, so that they stay reachable from a `static` (leak checkers then do not report
-/// them) and live as long as the `'static` references they hand out are used.
-static BUDGETS: LeakBudget = LeakBudget::named("test budgets", 1 << 20);
-
-/// A fresh `'static` budget.
-fn budget(limit: usize) -> &'static LeakBudget {
-    BUDGETS.leak(LeakBudget::named("adversarial", limit)).map(|budget| &*budget).expect("room for the budget itself")
-}
-
-/// Everything but the rejection counter.
-fn without_rejections(mut stats: Stats) -> Stats {
-    stats.rejections = 0;
-    stats
-}
-
-/// Everything but the peak of `reserved`.
-fn without_peak(mut stats: Stats) -> Stats {
-    stats.peak_reserved = 0;
-    stats
-}
+use crate::support::{budget, scaled, without_peak, without_rejections};
 
 /// Asserts that `result` was refused with `BudgetExceeded`, and that the budget changed only by one more rejection.
 fn assert_refused_cleanly<T>(budget: &LeakBudget, before: Stats, result: Result<T, LeakError>) {

@@ -1,30 +1,19 @@
 //! Budget trees and the leak report: charges reach every ancestor atomically, children's limits are ceilings, prepaid
 //! children, the registry, and a report whose figures add up while other threads allocate.
-// `static` budgets need `const` constructors, which the loom build does not have; the loom suite is `tests/loom`.
-#![cfg(not(loom))]
 
 use core::alloc::Layout;
 use std::collections::HashMap;
 use std::process::Command;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::thread;
 
-use leak_budget::{Interner, LeakBudget, LeakError, Report};
+use leak_budget::{Interner, LeakBudget, LeakError, Report, ReportEntry};
 
-/// Fewer iterations under Miri, which is slow, and the full count natively.
-const fn scaled(native: usize, miri: usize) -> usize {
-    if cfg!(miri) { miri } else { native }
-}
+use crate::support::{leaked, scaled};
 
-/// Test budgets, kept reachable from a static so that Miri's leak checker (which stays on) does not report them.
-static ROOTS: Mutex<Vec<&'static LeakBudget>> = Mutex::new(Vec::new());
-
-/// A `'static` root budget for one test.
+/// A `'static` root budget for one test, kept reachable by [`leaked`].
 fn root(name: &'static str, limit: usize) -> &'static LeakBudget {
-    let root: &'static LeakBudget = Box::leak(Box::new(LeakBudget::named(name, limit)));
-    ROOTS.lock().unwrap().push(root);
-    root
+    leaked(LeakBudget::named(name, limit))
 }
 
 /// A layout served from a dedicated block (too large for a lane's chunk), so that its charge is exactly predictable.
@@ -34,8 +23,16 @@ fn dedicated(size: usize) -> Layout {
 
 /// Checks every figure of a snapshot: sums, caps, used within reserved.
 fn assert_adds_up(report: &Report) {
+    // Each entry's children, gathered in one pass: `Report::children` scans every entry, and the process-wide report
+    // holds every budget the other modules of this test binary registered (tens of thousands after the property tests).
+    let mut children_of: Vec<Vec<&ReportEntry>> = vec![Vec::new(); report.len()];
+    for entry in report.entries() {
+        if let Some(parent) = entry.parent {
+            children_of[parent].push(entry);
+        }
+    }
     for (index, entry) in report.entries().iter().enumerate() {
-        let children: Vec<_> = report.children(index).map(|(_, child)| child).collect();
+        let children = &children_of[index];
         let shares: usize = children.iter().map(|child| child.charged_to_parent()).sum();
         assert_eq!(entry.total.reserved, entry.own.reserved + shares, "{} in\n{report}", entry.name);
         assert_eq!(entry.total.used, entry.own.used + children.iter().map(|c| c.total.used).sum::<usize>());
@@ -466,7 +463,9 @@ fn the_report_prints_an_aligned_tree() {
 #[test]
 #[cfg_attr(miri, ignore = "spawns a process")]
 fn report_at_exit_prints_to_stderr_only_when_the_variable_asks() {
-    const TEST: &str = "report_at_exit_prints_to_stderr_only_when_the_variable_asks";
+    // The child runs this test alone, by the name libtest gives it: its path in the binary, crate name left out.
+    let module = module_path!().split_once("::").map_or("", |(_, module)| module);
+    let test = format!("{module}::report_at_exit_prints_to_stderr_only_when_the_variable_asks");
     const CHILD: &str = "LEAK_BUDGET_TREE_TEST_CHILD";
     if std::env::var_os(CHILD).is_some() {
         static PROBE: LeakBudget = LeakBudget::named("exit-report-probe", 4096);
@@ -476,7 +475,7 @@ fn report_at_exit_prints_to_stderr_only_when_the_variable_asks() {
     }
     for value in [Some("1"), Some("0"), None] {
         let mut command = Command::new(std::env::current_exe().unwrap());
-        command.args(["--exact", TEST, "--nocapture", "--test-threads=1"]).env(CHILD, "1");
+        command.args(["--exact", &test, "--nocapture", "--test-threads=1"]).env(CHILD, "1");
         match value {
             Some(value) => command.env(leak_budget::LEAK_BUDGET_REPORT_VAR, value),
             None => command.env_remove(leak_budget::LEAK_BUDGET_REPORT_VAR),

@@ -5,7 +5,6 @@
 //! every reference checked intact and disjoint at the end.
 //!
 //! `PROPTEST_CASES` overrides the number of cases (4096 natively, 8 under Miri).
-#![cfg(not(loom))]
 
 use core::alloc::Layout;
 
@@ -13,19 +12,12 @@ use leak_budget::LeakBudget;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
-// The byte decoder is for the fuzz target.
-#[allow(dead_code)]
-mod model;
-use model::{Absurd, MAX_ALIGN_SHIFT, MAX_SIZE, Model, Op, Typed};
-
-fn cases() -> u32 {
-    let default = if cfg!(miri) { 8 } else { 4096 };
-    std::env::var("PROPTEST_CASES").ok().and_then(|cases| cases.parse().ok()).unwrap_or(default)
-}
+use crate::model::{Absurd, MAX_ALIGN_SHIFT, MAX_SIZE, Model, Op, Typed};
+use crate::support::proptest_cases;
 
 fn config() -> Config {
     // No regression files: Miri has no file system, and the generators are cheap to re-run from a seed.
-    Config { cases: cases(), failure_persistence: None, ..Config::default() }
+    Config { cases: proptest_cases(4096), failure_persistence: None, ..Config::default() }
 }
 
 /// Mostly short, sometimes up to `max`.

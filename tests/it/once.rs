@@ -3,7 +3,6 @@
 //!
 //! Under `cfg(loom)` the cells are made of loom objects, which exist only inside a loom model: the loom suite
 //! (`tests/loom/once.rs`) covers them there.
-#![cfg(not(loom))]
 
 use core::marker::PhantomData;
 use core::mem::size_of;
@@ -15,19 +14,7 @@ use std::thread;
 
 use leak_budget::{InitError, LeakBudget, LeakError, LeakOnce, leak_once};
 
-/// Fewer threads under Miri, which is slow, and more natively.
-const fn scaled(native: usize, miri: usize) -> usize {
-    if cfg!(miri) { miri } else { native }
-}
-
-/// The message of a caught panic.
-fn panic_message(payload: &(dyn core::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_default()
-}
+use crate::support::{panic_message, scaled};
 
 /// Yields a few times so that threads that were just released reach their next blocking point. Only widens the
 /// window the test is about; no assertion depends on it.
@@ -458,7 +445,7 @@ fn leak_once_detects_re_entrancy_and_recovers_from_a_panic() {
         *leak_once!(in &BUDGET, if depth == 0 { recursive(depth + 1) } else { depth }).unwrap()
     }
     let message = panic_message(&*panic::catch_unwind(|| recursive(0)).unwrap_err());
-    assert!(message.starts_with("re-entrant initialisation of the `leak_once!` at tests/once.rs:"), "{message}");
+    assert!(message.starts_with("re-entrant initialisation of the `leak_once!` at tests/it/once.rs:"), "{message}");
 
     let fail = AtomicBool::new(true);
     let site = || *leak_once!(in &BUDGET, if fail.load(Relaxed) { panic!("not yet") } else { 11_u8 }).unwrap();

@@ -1,5 +1,4 @@
 //! `Interner<T>` and `Interned<T>`: identity, concurrency, the budget, and misbehaving `Hash`/`Eq`/`Clone`.
-#![cfg(not(loom))]
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
@@ -9,18 +8,9 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
-mod support;
-use support::leaked;
+use crate::support::{budget, leaked, scaled, without_rejections};
 
-use leak_budget::{Interned, Interner, LeakBudget, LeakError, Stats};
-
-const fn scaled(native: usize, miri: usize) -> usize {
-    if cfg!(miri) { miri } else { native }
-}
-
-fn budget(limit: usize) -> &'static LeakBudget {
-    leaked(LeakBudget::named("intern-test", limit))
-}
+use leak_budget::{Interned, Interner, LeakBudget, LeakError};
 
 fn interner<T: ?Sized + 'static>(budget: &'static LeakBudget) -> &'static Interner<T>
 where
@@ -95,13 +85,6 @@ fn get_never_allocates_or_charges() {
     assert_eq!(budget.stats(), before);
 }
 
-/// Everything but the rejection count.
-fn settled(stats: Stats) -> Stats {
-    let mut stats = stats;
-    stats.rejections = 0;
-    stats
-}
-
 #[test]
 fn an_exhausted_budget_refuses_new_values_changes_nothing_and_keeps_old_ones() {
     // Limits the word list is sure to exhaust (it is shorter under Miri).
@@ -120,7 +103,11 @@ fn an_exhausted_budget_refuses_new_values_changes_nothing_and_keeps_old_ones() {
                 Err(error) => {
                     assert!(matches!(error, LeakError::BudgetExceeded { .. }), "{error}");
                     let after = budget.stats();
-                    assert_eq!(settled(after), settled(before.0), "a refusal changes nothing (limit {limit})");
+                    assert_eq!(
+                        without_rejections(after),
+                        without_rejections(before.0),
+                        "a refusal changes nothing (limit {limit})"
+                    );
                     assert_eq!(after.rejections, before.0.rejections + 1);
                     assert_eq!(strings.len(), before.1);
                     assert_eq!(strings.get(&word), None);
@@ -324,7 +311,11 @@ fn panicking_hash_eq_and_clone_leave_the_interner_consistent() {
         let outcome = catch_unwind(AssertUnwindSafe(|| values.intern(&Fragile(1000))));
         flag.store(false, Ordering::Relaxed);
         assert!(outcome.is_err(), "the panic propagates");
-        assert_eq!((settled(budget.stats()), values.len()), (settled(before.0), before.1), "nothing changed");
+        assert_eq!(
+            (without_rejections(budget.stats()), values.len()),
+            (without_rejections(before.0), before.1),
+            "nothing changed"
+        );
         // The lock was released and every value is still there.
         for (i, handle) in handles.iter().enumerate() {
             assert_eq!(values.intern(&Fragile(i as u32)).unwrap(), *handle);

@@ -5,16 +5,14 @@
 //!
 //! Every case runs on a thread of its own and fails on a timeout, so that a hang fails the suite instead of stalling
 //! it (a stack overflow aborts the binary, which fails it too).
-// `static` budgets need `const` constructors, which the loom build does not have; the loom suite is `tests/loom`.
-#![cfg(not(loom))]
 
 use core::alloc::Layout;
-use std::sync::Mutex;
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::thread;
+use std::panic::resume_unwind;
 use std::time::Duration;
 
 use leak_budget::{LeakBudget, LeakError};
+
+use crate::support::{bounded_with, leaked};
 
 /// How long a case may take before it counts as hung. Generous: the cases take milliseconds natively, and under Miri
 /// the deep trees take a minute or two.
@@ -28,38 +26,10 @@ const SMALL_STACK: usize = 64 << 10;
 /// record to every level above it, so its cost grows with the square of the depth (1,000 levels took 12 minutes).
 const DEPTH: usize = if cfg!(miri) { 100 } else { 1000 };
 
-/// Runs `body` on a thread with a stack of `stack` bytes and returns its result. Fails if it does not finish within
+/// Runs `body` on a thread with a [`SMALL_STACK`] and returns its result. Fails if it does not finish within
 /// [`TIMEOUT`] (a hang) or if it panics.
-fn bounded<T: Send + 'static>(stack: usize, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (sender, receiver) = mpsc::channel();
-    let worker = thread::Builder::new()
-        .stack_size(stack)
-        .spawn(move || {
-            // The receiver is gone only if the test already failed on the timeout.
-            let _ = sender.send(body());
-        })
-        .expect("spawn a worker thread");
-    match receiver.recv_timeout(TIMEOUT) {
-        Ok(result) => {
-            worker.join().expect("the worker finished");
-            result
-        }
-        Err(RecvTimeoutError::Timeout) => panic!("still running after {TIMEOUT:?}: hung"),
-        Err(RecvTimeoutError::Disconnected) => match worker.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the worker sends before it returns"),
-        },
-    }
-}
-
-/// Budgets made at run time, kept reachable from a static so that Miri's leak checker (which stays on) does not
-/// report them.
-static KEPT: Mutex<Vec<&'static LeakBudget>> = Mutex::new(Vec::new());
-
-fn keep(budget: LeakBudget) -> &'static LeakBudget {
-    let budget: &'static LeakBudget = Box::leak(Box::new(budget));
-    KEPT.lock().unwrap().push(budget);
-    budget
+fn on_small_stack<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
+    bounded_with(Some(SMALL_STACK), TIMEOUT, body).unwrap_or_else(|panic| resume_unwind(panic))
 }
 
 fn cycle(budget: &'static str) -> LeakError {
@@ -124,7 +94,7 @@ static SELF_PARENT: LeakBudget = LeakBudget::child_of(&SELF_PARENT, "self-parent
 
 #[test]
 fn a_budget_that_is_its_own_parent_refuses_every_request() {
-    bounded(SMALL_STACK, || {
+    on_small_stack(|| {
         assert!(core::ptr::eq(SELF_PARENT.parent().unwrap(), &SELF_PARENT));
         assert_refuses_everything(&SELF_PARENT, "self-parent");
         assert_not_in_the_process_report(&["self-parent"]);
@@ -138,7 +108,7 @@ static UNDER_PING: LeakBudget = LeakBudget::child_of(&PING, "under-ping", 1 << 2
 
 #[test]
 fn two_budgets_that_are_each_others_parent_refuse_every_request() {
-    bounded(SMALL_STACK, || {
+    on_small_stack(|| {
         assert_refuses_everything(&PING, "ping");
         assert_refuses_everything(&PONG, "pong");
         assert_refuses_everything(&UNDER_PING, "ping");
@@ -152,7 +122,7 @@ static BOTTOMLESS_PREPAID: LeakBudget = LeakBudget::prepaid_child_of(&BOTTOMLESS
 
 #[test]
 fn a_self_parent_without_a_limit_is_refused_without_overflowing_the_stack() {
-    bounded(SMALL_STACK, || {
+    on_small_stack(|| {
         assert_eq!(BOTTOMLESS.leak(1u8).unwrap_err().into_parts(), (1, cycle("bottomless")));
         assert_eq!(BOTTOMLESS.leak_uninit_slice::<u8>(1 << 30).unwrap_err(), cycle("bottomless"));
         assert_eq!(BOTTOMLESS.register().unwrap_err(), cycle("bottomless"));
@@ -164,7 +134,7 @@ fn a_self_parent_without_a_limit_is_refused_without_overflowing_the_stack() {
 
 /// A chain of `depth` budgets made at run time: `[root, child, grandchild, …]`.
 fn chain(depth: usize, root_limit: usize, prepaid_at: Option<usize>) -> Vec<&'static LeakBudget> {
-    let mut chain = vec![keep(LeakBudget::named("deep-root", root_limit))];
+    let mut chain = vec![leaked(LeakBudget::named("deep-root", root_limit))];
     for level in 1..depth {
         let parent = *chain.last().unwrap();
         let child = if prepaid_at == Some(level) {
@@ -172,14 +142,14 @@ fn chain(depth: usize, root_limit: usize, prepaid_at: Option<usize>) -> Vec<&'st
         } else {
             LeakBudget::child_of(parent, "deep", usize::MAX)
         };
-        chain.push(keep(child));
+        chain.push(leaked(child));
     }
     chain
 }
 
 #[test]
 fn a_thousand_deep_tree_works_on_a_small_stack() {
-    bounded(SMALL_STACK, || {
+    on_small_stack(|| {
         let chain = chain(DEPTH, 1 << 20, None);
         let deepest = *chain.last().unwrap();
         let value = deepest.leak(42u64).unwrap();
@@ -221,7 +191,7 @@ fn a_thousand_deep_tree_works_on_a_small_stack() {
 
 #[test]
 fn a_deep_tree_with_a_prepaid_level_registers_on_a_small_stack() {
-    bounded(SMALL_STACK, || {
+    on_small_stack(|| {
         // `DEPTH` levels (fewer under Miri: a tree's creation takes a number of steps quadratic in its depth).
         let depth = DEPTH;
         let prepaid_at = depth / 2;

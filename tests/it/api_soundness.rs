@@ -9,9 +9,6 @@
 //!
 //! Miri runs this file (strict provenance): see `scripts/miri.sh`. Under `cfg(loom)` the containers are made of loom
 //! objects, which exist only inside a loom model, so this file is empty there.
-#![cfg(not(loom))]
-
-mod support;
 
 use std::cell::Cell;
 use std::hash::{Hash, Hasher};
@@ -19,11 +16,11 @@ use std::panic::{RefUnwindSafe, UnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
 use std::sync::{MutexGuard, OnceLock};
 
+use crate::support::{bounded, panic_message};
 use leak_budget::{
     CacheStats, Cached, InitError, Interned, Interner, LeakBudget, LeakError, LeakOnce, Rejected, Report, ReportAtExit,
     ReportEntry, ReportFigures, StaticCache, Stats,
 };
-use support::{bounded, panic_message};
 
 fn send<T: ?Sized + Send>() {}
 fn sync<T: ?Sized + Sync>() {}

@@ -1,5 +1,4 @@
 //! The `scan` example, run as a user would: on fixture trees, with a small budget, and on bad input.
-#![cfg(not(loom))]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
