@@ -6,6 +6,7 @@
 //! at most once; readers load the address with `Acquire`, so a reader that sees it sees the state fully written.
 //! The lock only serialises creation, so that the state is created (and charged) once.
 
+use core::alloc::Layout;
 use core::fmt;
 use core::ptr;
 
@@ -55,8 +56,10 @@ impl<S: 'static> LazyState<S> {
         unsafe { self.state.load(Acquire).as_ref() }
     }
 
-    /// The state, created by `make` (given the budget) and leaked into the budget if there is none yet. Under the
-    /// creation lock, `refused` is asked first: an error it gives is returned and nothing is created.
+    /// The state, created by `make` (given the budget, in which it may leak parts of itself: at most `parts(budget)`
+    /// bytes' worth of requests) and leaked into the budget if there is none yet. Under the creation lock, `refused`
+    /// is asked first: an error it gives is returned and nothing is created. Then the budget must have room for the
+    /// state and its parts, or nothing is created either.
     ///
     /// # Errors
     ///
@@ -66,7 +69,8 @@ impl<S: 'static> LazyState<S> {
     pub(crate) fn get_or_create(
         &self,
         refused: impl FnOnce() -> Option<LeakError>,
-        make: impl FnOnce(&'static LeakBudget) -> S,
+        parts: impl FnOnce(&LeakBudget) -> usize,
+        make: impl FnOnce(&'static LeakBudget) -> Result<S, LeakError>,
     ) -> Result<&'static S, LeakError> {
         let _creating = self.init.lock();
         if let Some(state) = self.get() {
@@ -76,7 +80,10 @@ impl<S: 'static> LazyState<S> {
             return Err(error);
         }
         let budget = self.resolve_budget()?;
-        let state: &'static S = budget.leak_with(|| make(budget))?;
+        // Room for the state and its parts first, so that a refusal leaves nothing charged.
+        let room = LeakBudget::max_charge_for(Layout::new::<S>()).saturating_add(parts(budget));
+        budget.check_room(room).map_err(|error| budget.refuse(error))?;
+        let state: &'static S = budget.leak(make(budget)?).map_err(|refused| refused.into_parts().1)?;
         self.state.store(ptr::from_ref(state).cast_mut(), Release);
         Ok(state)
     }

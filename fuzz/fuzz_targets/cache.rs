@@ -338,13 +338,13 @@ impl<C: Case> Model<C> {
         let run = || match call.kind {
             Kind::GetOrInsert | Kind::Panicking => match self
                 .cache
-                .get_or_insert_with(C::copy_key(key), |k| init(k).expect("only `GetOrTryInsert(true)` fails"))
+                .get_or_insert_with(&C::copy_key(key), |k| init(k).expect("only `GetOrTryInsert(true)` fails"))
             {
                 Cached::Static(value) => Outcome::Static(value),
                 Cached::Owned(value) => Outcome::Owned(value),
             },
             Kind::TryGetOrInsert => {
-                match self.cache.try_get_or_insert_with(C::copy_key(key), |k| init(k).expect("does not fail")) {
+                match self.cache.try_get_or_insert_with(&C::copy_key(key), |k| init(k).expect("does not fail")) {
                     Ok(value) => Outcome::Static(value),
                     Err(rejected) => {
                         let (value, error) = rejected.into_parts();
@@ -352,7 +352,7 @@ impl<C: Case> Model<C> {
                     }
                 }
             }
-            Kind::GetOrTryInsert(_) => match self.cache.get_or_try_insert_with(C::copy_key(key), init) {
+            Kind::GetOrTryInsert(_) => match self.cache.get_or_try_insert_with(&C::copy_key(key), init) {
                 Ok(Cached::Static(value)) => Outcome::Static(value),
                 Ok(Cached::Owned(value)) => Outcome::Owned(value),
                 Err(_) => Outcome::Failed,

@@ -157,15 +157,15 @@ struct State<K, V> {
 }
 
 impl<K: 'static, V: 'static> State<K, V> {
-    fn new(budget: &'static LeakBudget) -> Self {
-        Self {
+    fn new(budget: &'static LeakBudget) -> Result<Self, LeakError> {
+        Ok(Self {
             budget,
             hasher: hash_state(),
-            table: TypedTable::new(),
+            table: TypedTable::new(budget)?,
             hits: core::array::from_fn(|_| CachePadded::new(AtomicUsize::new(0))),
             counts: CachePadded::new(Counts::new()),
             stripes: core::array::from_fn(|_| Stripe::new()),
-        }
+        })
     }
 
     #[inline(always)]
@@ -431,7 +431,11 @@ impl<K: 'static, V: 'static> StaticCache<K, V> {
     #[track_caller]
     fn create_state(&self) -> Result<&'static State<K, V>, LeakError> {
         // If another thread was refused while this one waited for the creation lock, do not ask again.
-        self.state.get_or_create(|| self.is_full().then(|| self.refusal()), State::new)
+        self.state.get_or_create(
+            || self.is_full().then(|| self.refusal()),
+            TypedTable::<Entry<K, V>>::charge_bound,
+            State::new,
+        )
     }
 
     /// Records the budget's refusal (the first one is kept) and marks the cache full.

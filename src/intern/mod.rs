@@ -242,7 +242,11 @@ impl<T: ?Sized + Internable> Interner<T> {
         let state = match self.state.get() {
             Some(state) => state,
             None => {
-                match self.state.get_or_create(|| None, |_| State { hasher: hash_state(), table: TypedTable::new() }) {
+                match self.state.get_or_create(
+                    || None,
+                    TypedTable::<Values<T>>::charge_bound,
+                    |budget| Ok(State { hasher: hash_state(), table: TypedTable::new(budget)? }),
+                ) {
                     Ok(state) => state,
                     Err(error) => return Err(Rejected::new(offer, error)),
                 }
@@ -477,7 +481,7 @@ impl<T: ?Sized + Internable> Iterator for Iter<'_, T> {
                 return Some(Interned::new(entry));
             }
             let table = self.table?;
-            if self.shard == TypedTable::<Values<T>>::SHARDS {
+            if self.shard == table.shard_count() {
                 return None;
             }
             table.shard_entries(self.shard, &mut self.copied);

@@ -45,13 +45,17 @@ use directory::{DirRef, Directory, directory_bits};
 use tag::tag_of;
 pub(crate) use typed::{EntryKind, EntryRef, Insert, TypedTable};
 
-/// Shards: `1 << SHARD_BITS`. Each has its own lock and directory, so inserts into different shards never contend.
-/// (Loom models use one shard and smaller buckets, so that a handful of inserts reaches a split.)
+/// Shards of a table in a large budget: `1 << SHARD_BITS`. Each has its own lock and directory, so inserts into
+/// different shards never contend. The directories use the hash bits after these, whatever number of shards a table
+/// has. (Loom models use one shard and smaller buckets, so that a handful of inserts reaches a split.)
 #[cfg(not(loom))]
 const SHARD_BITS: u32 = 4;
 #[cfg(loom)]
 const SHARD_BITS: u32 = 0;
-const SHARDS: usize = 1 << SHARD_BITS;
+/// The budget limit from which a table has all `1 << SHARD_BITS` shards; below it, half as many for each halving of
+/// the limit, down to one. A shard costs 256 bytes, and its first bucket and directory 176 more: 7 KiB for sixteen,
+/// which a small budget cannot spare, and a small table sees little contention.
+const ALL_SHARDS_FROM: usize = 1 << 20;
 /// Entry slots per bucket.
 #[cfg(not(loom))]
 const BUCKET_SLOTS: usize = 16;
@@ -72,11 +76,16 @@ struct Shard {
     len: AtomicUsize,
 }
 
-/// The untyped table: [`SHARDS`] shards of entry pointers. Only [`TypedTable`] uses it. Lives in a budget (inside its
-/// owner's state) and is never freed.
+/// The untyped table: shards of entry pointers. Only [`TypedTable`] uses it. Lives in a budget (inside its owner's
+/// state) and is never freed.
 #[derive(Debug)]
 struct Table {
-    shards: [Shard; SHARDS],
+    /// The shards, leaked into the budget with the table.
+    ///
+    /// Invariant: `shards.len() == 1 << (64 - shift)` (one shard for `shift == 64`), so `hash >> shift` indexes it.
+    shards: &'static [Shard],
+    /// `64 - log2(shards.len())`: a hash's top bits beyond it pick its shard. Immutable.
+    shift: u32,
 }
 
 /// What [`Table::find_or_insert`] needs from the value being inserted, in untyped pointers ([`TypedTable`] adapts
@@ -94,21 +103,40 @@ trait RawInsert: Sized {
 }
 
 impl Table {
-    /// An empty table. Directories and buckets are created, in the budget, by the first inserts.
-    fn new() -> Self {
-        Table {
-            shards: core::array::from_fn(|_| Shard {
-                directory: CachePadded::new(AtomicPtr::new(ptr::null_mut())),
-                lock: Mutex::new(()),
-                len: AtomicUsize::new(0),
-            }),
+    /// An empty table whose shards are leaked into `budget`: as many as its limit affords (see [`ALL_SHARDS_FROM`]),
+    /// fixed from then on. Directories and buckets are created, in the budget, by the first inserts.
+    fn new(budget: &LeakBudget) -> Result<Self, LeakError> {
+        let bits = Self::shard_bits_for(budget.limit());
+        let shards = budget.leak_slice_fill_with(1 << bits, |_| Shard {
+            directory: CachePadded::new(AtomicPtr::new(ptr::null_mut())),
+            lock: Mutex::new(()),
+            len: AtomicUsize::new(0),
+        })?;
+        Ok(Table { shards, shift: 64 - bits })
+    }
+
+    /// The most [`new`](Self::new) can charge to `budget`.
+    fn charge_bound(budget: &LeakBudget) -> usize {
+        let shards = Layout::array::<Shard>(1 << Self::shard_bits_for(budget.limit())).expect("at most 16 shards");
+        LeakBudget::max_charge_for(shards)
+    }
+
+    /// Shard bits for a table in a budget of `limit` bytes.
+    fn shard_bits_for(limit: usize) -> u32 {
+        let (mut bits, mut from) = (SHARD_BITS, ALL_SHARDS_FROM);
+        while bits > 0 && limit < from {
+            bits -= 1;
+            from /= 2;
         }
+        bits
     }
 
     #[inline(always)]
     fn shard(&self, hash: u64) -> &Shard {
-        // `checked_shr` for `SHARD_BITS == 0`, where the shift would be by 64.
-        &self.shards[hash.checked_shr(64 - SHARD_BITS).unwrap_or(0) as usize]
+        // `checked_shr` for a table of one shard, whose shift is 64.
+        let index = hash.checked_shr(self.shift).unwrap_or(0) as usize;
+        // SAFETY: `index < 1 << (64 - shift) == shards.len()` (the `shards` invariant).
+        unsafe { self.shards.get_unchecked(index) }
     }
 
     /// Finds an entry with this `hash` for which `eq` holds, without locking or allocating. May miss an entry that is
@@ -330,8 +358,10 @@ impl Table {
         self.shards.iter().map(|shard| shard.len.load(Relaxed)).sum()
     }
 
-    /// Shards the table has: [`shard_entries`](Self::shard_entries) takes `0..SHARDS`.
-    const SHARDS: usize = SHARDS;
+    /// Shards the table has: [`shard_entries`](Self::shard_entries) takes `0..shard_count()`.
+    fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
 
     /// Appends the entries of shard `index` to `entries`, under the shard's lock (so entries being moved are neither
     /// missed nor repeated). Only copies pointers: no user code runs under the lock.

@@ -125,9 +125,10 @@ pub(crate) struct TypedTable<E> {
 }
 
 impl<E> TypedTable<E> {
-    /// An empty table. Directories and buckets are created, in the budget, by the first inserts.
-    pub(crate) fn new() -> Self {
-        Self { raw: Table::new(), entries: PhantomData }
+    /// An empty table, its shards leaked into `budget` (as many as its limit affords). Directories and buckets are
+    /// created, in the budget, by the first inserts.
+    pub(crate) fn new(budget: &LeakBudget) -> Result<Self, crate::error::LeakError> {
+        Ok(Self { raw: Table::new(budget)?, entries: PhantomData })
     }
 
     /// Entries in the table: at least every entry the calling thread can find (each is counted before it is
@@ -178,8 +179,15 @@ impl<E: EntryKind> TypedTable<E> {
         }
     }
 
-    /// Shards of the table, numbered `0..SHARDS` for [`shard_entries`](Self::shard_entries).
-    pub(crate) const SHARDS: usize = Table::SHARDS;
+    /// The most [`new`](Self::new) can charge to `budget`.
+    pub(crate) fn charge_bound(budget: &LeakBudget) -> usize {
+        Table::charge_bound(budget)
+    }
+
+    /// Shards of the table, numbered `0..shard_count()` for [`shard_entries`](Self::shard_entries).
+    pub(crate) fn shard_count(&self) -> usize {
+        self.raw.shard_count()
+    }
 
     /// Appends every entry of shard `index` to `entries`, copied under the shard's lock (so entries being moved are
     /// neither missed nor repeated); no user code runs under it.

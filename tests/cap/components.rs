@@ -192,7 +192,7 @@ fn cache_value<const N: usize>(key: u64) -> [u8; N] {
 /// One look-up of a fresh `key` in a cache of `[u8; N]`: the value must be right, cached or not. Returns the cached
 /// value's key and address, if it was cached.
 fn cache_miss<const N: usize>(cache: &StaticCache<u64, [u8; N]>, key: u64) -> Option<(u64, &'static [u8; N])> {
-    let result = lib(|| cache.get_or_insert_with(key, |&key| cache_value::<N>(key)));
+    let result = lib(|| cache.get_or_insert_with(&key, |&key| cache_value::<N>(key)));
     assert!(*result == cache_value::<N>(key), "the value for key {key} is right, cached or not");
     result.as_static().map(|value| (key, value))
 }
@@ -210,7 +210,7 @@ fn assert_cache_settled<const N: usize>(
     assert_eq!(cache.len(), cached.len(), "the cache holds exactly the values it handed out as cached");
     let (calls, reserved) = (CALLS.load(SeqCst), budget.reserved());
     for &(key, value) in cached {
-        let hit = lib(|| cache.get_or_insert_with(key, |_| panic!("key {key} is cached")));
+        let hit = lib(|| cache.get_or_insert_with(&key, |_| panic!("key {key} is cached")));
         assert!(hit.as_static().is_some_and(|hit| ptr::eq(hit, value)), "a hit returns the cached value");
         assert!(lib(|| cache.get(&key)).is_some_and(|got| ptr::eq(got, value)));
         assert!(*value == cache_value::<N>(key), "a cached value is never overwritten");

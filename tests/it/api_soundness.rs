@@ -84,7 +84,7 @@ fn catch_unwind_accepts_references_to_the_containers() {
     assert_eq!(catch_unwind(|| *std.get_or_init(|| 1)).unwrap(), 1);
     assert_eq!(catch_unwind(|| *once.get_or_init(|| 1).unwrap()).unwrap(), 1);
     assert_eq!(catch_unwind(|| words.intern("w").unwrap().as_static()).unwrap(), "w");
-    assert_eq!(catch_unwind(|| *cache.get_or_insert_with(1, |&k| k + 1)).unwrap(), 2);
+    assert_eq!(catch_unwind(|| *cache.get_or_insert_with(&1, |&k| k + 1)).unwrap(), 2);
 }
 
 /// A value whose `Hash` writes nothing: every value has the same hash, so every value of an interner lands in the
@@ -282,7 +282,7 @@ impl PartialEq for ReentrantKey {
     fn eq(&self, other: &Self) -> bool {
         if KEY_EQ_REENTERS.load(SeqCst) {
             once_deep(|| {
-                let _ = KEYED.get_or_insert_with(ReentrantKey(NEXT_ID.fetch_add(1, SeqCst)), |k| k.0);
+                let _ = KEYED.get_or_insert_with(&(ReentrantKey(NEXT_ID.fetch_add(1, SeqCst))), |k| k.0);
             });
         }
         self.0 == other.0
@@ -298,13 +298,13 @@ impl Hash for ReentrantKey {
 #[test]
 fn a_cache_whose_key_eq_uses_the_cache_panics_instead_of_deadlocking() {
     let _armed = ARMING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    assert_eq!(*KEYED.get_or_insert_with(ReentrantKey(1), |k| k.0 * 10), 10);
+    assert_eq!(*KEYED.get_or_insert_with(&ReentrantKey(1), |k| k.0 * 10), 10);
     let before = KEYED.len();
 
     KEY_EQ_REENTERS.store(true, SeqCst);
     // A miss compares the key with the entries of its bucket under the cache's locks.
     let ended = bounded(|| {
-        let _ = KEYED.get_or_insert_with(ReentrantKey(2), |k| k.0 * 10);
+        let _ = KEYED.get_or_insert_with(&ReentrantKey(2), |k| k.0 * 10);
     });
     KEY_EQ_REENTERS.store(false, SeqCst);
     expect_reentry_panic(ended, "StaticCache", "ReentrantKey");
@@ -312,8 +312,8 @@ fn a_cache_whose_key_eq_uses_the_cache_panics_instead_of_deadlocking() {
     // The call back from the lock-free look-up (no lock held) cached one key; the refused one is not cached.
     assert_eq!(KEYED.len(), before + 1);
     assert!(KEYED.get(&ReentrantKey(2)).is_none());
-    assert_eq!(*KEYED.get_or_insert_with(ReentrantKey(1), |_| unreachable!("cached")), 10);
-    assert_eq!(*bounded(|| KEYED.get_or_insert_with(ReentrantKey(2), |k| k.0 * 10)).unwrap(), 20);
+    assert_eq!(*KEYED.get_or_insert_with(&ReentrantKey(1), |_| unreachable!("cached")), 10);
+    assert_eq!(*bounded(|| KEYED.get_or_insert_with(&ReentrantKey(2), |k| k.0 * 10)).unwrap(), 20);
 }
 
 #[test]
@@ -321,14 +321,14 @@ fn a_cache_initialiser_asking_for_its_own_key_panics_and_the_cache_works_on() {
     static BUDGET: LeakBudget = LeakBudget::new(1 << 20);
     static SQUARES: StaticCache<u32, u64> = StaticCache::in_budget(&BUDGET);
     let ended = bounded(|| {
-        let _ = SQUARES.get_or_insert_with(3, |&n| *SQUARES.get_or_insert_with(n, |&n| u64::from(n * n)));
+        let _ = SQUARES.get_or_insert_with(&3, |&n| *SQUARES.get_or_insert_with(&n, |&n| u64::from(n * n)));
     });
     let payload = ended.expect_err("asking for its own key must panic");
     assert!(panic_message(&*payload).contains("StaticCache"), "{:?}", panic_message(&*payload));
     assert_eq!(SQUARES.get(&3), None);
     // Other keys from inside an initialiser are fine (recursive memoization), and the key itself works on.
     let nine =
-        bounded(|| *SQUARES.get_or_insert_with(3, |&n| *SQUARES.get_or_insert_with(n - 1, |&m| u64::from(m)) + 7))
+        bounded(|| *SQUARES.get_or_insert_with(&3, |&n| *SQUARES.get_or_insert_with(&(n - 1), |&m| u64::from(m)) + 7))
             .unwrap();
     assert_eq!(nine, 9);
 }

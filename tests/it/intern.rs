@@ -362,7 +362,7 @@ fn iter_visits_every_value_interned_before_it_once_while_others_intern() {
 
 #[test]
 fn iter_holds_no_lock_between_items_so_the_loop_may_intern() {
-    let outcome = support::bounded(|| {
+    let outcome = crate::support::bounded(|| {
         let strings: &'static Interner<str> = interner(budget(1 << 20));
         for i in 0..64 {
             strings.intern(&format!("seed-{i}")).unwrap();

@@ -427,16 +427,16 @@ where
         };
         let failing = matches!(op, CacheOp::GetOrTryInsert(_, true));
         let outcome = match op {
-            CacheOp::GetOrInsert(_) => match self.cache.get_or_insert_with(key.clone(), compute) {
+            CacheOp::GetOrInsert(_) => match self.cache.get_or_insert_with(key, compute) {
                 Cached::Static(value) => Outcome::Static(value),
                 Cached::Owned(value) => Outcome::Owned(value),
             },
-            CacheOp::TryGetOrInsert(_) => match self.cache.try_get_or_insert_with(key.clone(), compute) {
+            CacheOp::TryGetOrInsert(_) => match self.cache.try_get_or_insert_with(key, compute) {
                 Ok(value) => Outcome::Static(value),
                 Err(rejected) => Outcome::Refused(rejected),
             },
             CacheOp::GetOrTryInsert(_, fail) => {
-                let result = self.cache.get_or_try_insert_with(key.clone(), |k| {
+                let result = self.cache.get_or_try_insert_with(key, |k| {
                     if *fail {
                         calls.set(calls.get() + 1);
                         Err(INIT_FAILED)

@@ -99,7 +99,7 @@ fn a_caches_len_counts_every_value_a_thread_can_see() {
     let (violations, checks) = bounded(|| {
         let budget: &'static LeakBudget = leaked(LeakBudget::new(256 << 20));
         let cache: &'static StaticCache<u64, u64> = leaked(StaticCache::in_budget(budget));
-        let insert = move |n| assert!(cache.get_or_insert_with(n, |&k| k * 3).is_static());
+        let insert = move |n| assert!(cache.get_or_insert_with(&n, |&k| k * 3).is_static());
         monitor_len(insert, |n| cache.get(&n).is_some(), || cache.len())
     })
     .unwrap();
@@ -229,7 +229,7 @@ fn a_cache_runs_each_initialiser_once_and_hands_every_thread_the_same_value() {
                         let mut mine = Vec::new();
                         for step in 0..keys * 2 {
                             let key = ((step * 13 + index * 97) % keys) as u32;
-                            let value = cache.get_or_insert_with(key, |&k| {
+                            let value = cache.get_or_insert_with(&key, |&k| {
                                 let run = runs[k as usize].fetch_add(1, SeqCst);
                                 (k * 2, run)
                             });
