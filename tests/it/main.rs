@@ -27,6 +27,7 @@ mod budget;
 mod cache;
 mod cycles;
 mod intern;
+mod limits;
 mod once;
 mod properties;
 mod properties_components;
