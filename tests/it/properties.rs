@@ -1,8 +1,9 @@
 //! Property tests: random sequences of requests of every kind (raw layouts up to 2^16 alignment and a few KiB, typed
-//! values, strings, slices, vectors, uninitialised slices, requests that can never fit) on budgets with small random
-//! limits, zero and limits that run out mid-sequence included, each step checked against the model in
-//! `tests/model/mod.rs` (alignment, contents, figures, when a refusal is allowed, nothing changed by a refusal), and
-//! every reference checked intact and disjoint at the end.
+//! values, strings, slices, vectors, uninitialised slices, requests that can never fit) and changes of the limit (below
+//! `reserved`, just above it, far above it) on budgets with small random limits, zero and limits that run out
+//! mid-sequence included, each step checked against the model in `tests/model/mod.rs` (alignment, contents, figures,
+//! when a refusal is allowed, nothing changed by a refusal, no charge while it would leave `reserved` above the limit),
+//! and every reference checked intact and disjoint at the end.
 //!
 //! `PROPTEST_CASES` overrides the number of cases (4096 natively, 8 under Miri).
 
@@ -56,6 +57,8 @@ fn op() -> impl Strategy<Value = Op> {
             Just(Absurd::OverAligned),
         ]
         .prop_map(Op::Absurd),
+        // Below what is reserved (every charge refused from then on), a little above it, or far above it.
+        1 => prop_oneof![-4096..0i32, 0..512i32, 0..(256i32 << 10)].prop_map(|delta| Op::SetLimit { delta }),
     ]
 }
 
@@ -122,4 +125,32 @@ fn a_full_budget_refuses_cleanly() {
         let served = model.finish();
         assert!(budget.stats().rejections > 0, "limit {limit}: {served} served and never refused");
     }
+}
+
+/// A budget filled, lowered below what it holds, asked again, then raised: every run covers refusals while `reserved`
+/// is above the limit, requests served from room already charged, and serving again after the raise.
+#[test]
+fn a_budget_lowered_below_reserved_and_raised_again_matches_the_model() {
+    let budget = LeakBudget::named("property", 64 << 10);
+    let mut model = Model::new(&budget);
+    let requests = [
+        Op::Leak(Typed::U64),
+        Op::Str { len: 300 },
+        Op::Layout { size: 5000, align_shift: 3 },
+        Op::Vec { len: 40 },
+        Op::Leak(Typed::Align4096),
+    ];
+    for round in 0..if cfg!(miri) { 2 } else { 20 } {
+        for op in &requests {
+            model.apply(op);
+        }
+        model.apply(&Op::SetLimit { delta: -1 - round * 64 });
+        for op in requests.iter().cycle().take(12) {
+            model.apply(op);
+        }
+        model.apply(&Op::SetLimit { delta: 16 << 10 });
+    }
+    let served = model.finish();
+    let stats = budget.stats();
+    assert!(stats.rejections > 0 && served > 0, "{served} served\n{stats}");
 }

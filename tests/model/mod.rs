@@ -9,7 +9,11 @@
 //!   `LeakBudget::max_charge_for(layout)` (plus `LeakBudget::RECORD_BYTES` for the budget's first request), and other
 //!   errors only for requests that can never fit; after any refusal every figure is unchanged but `rejections` (+1),
 //!   and a by-value argument comes back intact;
-//! - after every operation `used <= reserved <= peak_reserved <= limit`.
+//! - [`Op::SetLimit`] changes the limit and nothing else (it may lower it below `reserved`);
+//! - the cap, restated for a limit that changes: no byte is charged while it would leave `reserved` above the limit
+//!   (a request that grew `reserved` left it at most `limit`, so while `reserved > limit` nothing grows it);
+//! - after every operation `used <= reserved <= peak_reserved`, and `peak_reserved` is at most the highest limit the
+//!   budget has had.
 //!
 //! [`Model::finish`] then checks that every reference is still intact (nothing was written past any buffer) and that
 //! no two overlap.
@@ -85,6 +89,9 @@ pub enum Op {
     Uninit { len: usize },
     /// A request that must fail whatever the limit.
     Absurd(Absurd),
+    /// `set_limit(reserved + delta)` (saturating at zero): a negative `delta` lowers the limit below what is already
+    /// reserved.
+    SetLimit { delta: i32 },
 }
 
 /// Largest `align_shift` of [`Op::Layout`].
@@ -110,7 +117,8 @@ impl Op {
             Op::Slice { len } => Layout::array::<u32>(len).expect("small"),
             Op::Vec { len } => Layout::array::<u16>(len).expect("small"),
             Op::Uninit { len } => Layout::array::<u64>(len).expect("small"),
-            Op::Absurd(_) => Layout::new::<()>(), // not used: these never reach a layout check
+            // Not used: these never reach a layout check.
+            Op::Absurd(_) | Op::SetLimit { .. } => Layout::new::<()>(),
         }
     }
 
@@ -144,6 +152,13 @@ impl Op {
                 2 => Absurd::HalfLayout,
                 _ => Absurd::OverAligned,
             }),
+            14 => {
+                // Mostly small changes either way, sometimes a large raise.
+                let raw = bytes.u16()?;
+                let delta =
+                    if raw & 0x8000 != 0 { i32::from(raw & 0x7FFF) * 4 } else { i32::from(raw & 0x1FFF) - 4096 };
+                Op::SetLimit { delta }
+            }
             _ => Op::Leak(Typed::U64),
         })
     }
@@ -237,6 +252,8 @@ pub struct Model<'b> {
     budget: &'b LeakBudget,
     leaked: Vec<Leaked>,
     ops: usize,
+    /// The highest limit the budget has had: `peak_reserved` never exceeds it.
+    highest_limit: usize,
 }
 
 /// A value of plain bytes made from the pattern.
@@ -264,7 +281,7 @@ impl<'b> Model<'b> {
     pub fn new(budget: &'b LeakBudget) -> Self {
         let stats = budget.stats();
         assert_eq!((stats.reserved, stats.allocations, stats.rejections), (0, 0, 0), "a fresh budget");
-        Self { budget, leaked: Vec::new(), ops: 0 }
+        Self { budget, leaked: Vec::new(), ops: 0, highest_limit: stats.limit }
     }
 
     /// Runs `op` on the budget and checks the outcome (see the module docs).
@@ -274,8 +291,21 @@ impl<'b> Model<'b> {
         let budget = self.budget;
         let before = budget.stats();
         let remaining = budget.remaining();
-        assert_eq!(remaining, before.limit - before.reserved);
+        assert_eq!(remaining, before.limit.saturating_sub(before.reserved));
         let first = before.reserved == 0;
+
+        if let Op::SetLimit { delta } = *op {
+            let limit = before.reserved.saturating_add_signed(delta as isize);
+            budget.set_limit(limit).expect("a budget that is not a prepaid child takes any limit");
+            self.highest_limit = self.highest_limit.max(limit);
+            let after = budget.stats();
+            assert_eq!(after.limit, limit);
+            let mut expected = before;
+            expected.limit = limit;
+            assert_eq!(after, expected, "set_limit({limit}) changed only the limit");
+            assert_eq!(budget.remaining(), limit.saturating_sub(after.reserved));
+            return;
+        }
 
         // Run the request: the served bytes (checked or filled), or the error (value given back and checked).
         let outcome: Result<Leaked, LeakError> = match *op {
@@ -364,6 +394,7 @@ impl<'b> Model<'b> {
                     }
                 }
             }
+            Op::SetLimit { .. } => unreachable!("applied above"),
             Op::Absurd(kind) => {
                 let result = match kind {
                     Absurd::SliceOverflow => budget.leak_uninit_slice::<u64>(usize::MAX / 4).map(drop),
@@ -381,9 +412,16 @@ impl<'b> Model<'b> {
 
         let after = budget.stats();
         assert!(
-            after.used <= after.reserved && after.reserved <= after.peak_reserved && after.peak_reserved <= after.limit,
-            "after {op:?}\n{after}"
+            after.used <= after.reserved
+                && after.reserved <= after.peak_reserved
+                && after.peak_reserved <= self.highest_limit,
+            "after {op:?} (highest limit {})\n{after}",
+            self.highest_limit
         );
+        // The cap: a request that charged left `reserved` within the limit, so nothing grows it while above.
+        if after.reserved > before.reserved {
+            assert!(after.reserved <= after.limit, "{op:?} charged while it left reserved above the limit\n{after}");
+        }
         match outcome {
             Ok(leaked) => {
                 let layout = op.layout();
