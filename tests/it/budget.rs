@@ -1,14 +1,19 @@
-//! `LeakBudget`: leaking, refusals, accounting and bad input.
+//! `LeakBudget`: leaking, refusals, accounting and bad input; `leak_try_with` and the slice builders.
 
 use core::alloc::Layout;
+use core::fmt;
+use core::mem::size_of;
 use std::cell::Cell;
+use std::error::Error as _;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Barrier, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use leak_budget::{LeakBudget, LeakError, MAX_ALIGN, Rejected, Stats};
+use leak_budget::{LeakBudget, LeakError, MAX_ALIGN, Rejected, Stats, TryWithError};
 
-use crate::support::{bounded_with, budget, scaled, without_rejections};
+use crate::support::{bounded_with, budget, leaked, panic_message, scaled, without_rejections};
 
 /// Asserts that no two `[start, start + len)` ranges overlap.
 fn assert_disjoint(mut ranges: Vec<(usize, usize)>) {
@@ -573,4 +578,337 @@ fn display_and_debug_name_the_budget() {
     assert!(debug.contains("\"config\"") && debug.contains("limit: 1048576"), "{debug}");
     let table = NAMED.stats().to_string();
     assert!(table.contains("allocations") && table.contains("rejections"), "{table}");
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// `leak_try_with` and the slice builders (`leak_slice_fill_with`, `leak_slice_clone`, `leak_slice_fill`, `leak_iter`).
+
+/// Drops and clones of [`Tracked`] values, per test.
+#[derive(Debug, Default)]
+struct Counters {
+    drops: AtomicUsize,
+    clones: AtomicUsize,
+    /// The clone (counted from 1) that panics; 0 for none.
+    panic_at_clone: usize,
+}
+
+impl Counters {
+    fn new(panic_at_clone: usize) -> &'static Self {
+        leaked(Self { panic_at_clone, ..Self::default() })
+    }
+
+    fn drops(&self) -> usize {
+        self.drops.load(SeqCst)
+    }
+
+    fn clones(&self) -> usize {
+        self.clones.load(SeqCst)
+    }
+}
+
+/// A value that counts its drops and clones, and whose clone panics on command.
+#[derive(Debug)]
+struct Tracked {
+    id: usize,
+    counters: &'static Counters,
+}
+
+impl Tracked {
+    fn new(id: usize, counters: &'static Counters) -> Self {
+        Self { id, counters }
+    }
+}
+
+impl Clone for Tracked {
+    fn clone(&self) -> Self {
+        let clone = self.counters.clones.fetch_add(1, SeqCst) + 1;
+        assert_ne!(clone, self.counters.panic_at_clone, "clone {clone} fails");
+        Self { id: self.id, counters: self.counters }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.counters.drops.fetch_add(1, SeqCst);
+    }
+}
+
+fn ids(values: &[Tracked]) -> Vec<usize> {
+    values.iter().map(|value| value.id).collect()
+}
+
+/// An iterator whose `len` is `claimed`, whatever it really has.
+#[derive(Debug)]
+struct Lying<I> {
+    items: I,
+    claimed: usize,
+}
+
+impl<I: Iterator> Iterator for Lying<I> {
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        self.items.next()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.claimed, Some(self.claimed))
+    }
+}
+
+impl<I: Iterator> ExactSizeIterator for Lying<I> {}
+
+fn tracked(count: usize, counters: &'static Counters) -> Vec<Tracked> {
+    (0..count).map(|id| Tracked::new(id, counters)).collect()
+}
+
+#[test]
+fn leak_try_with_tells_a_refusal_from_an_initialisers_error() {
+    let budget = budget(1 << 20);
+    let calls = Cell::new(0);
+    let value = budget
+        .leak_try_with(|| {
+            calls.set(calls.get() + 1);
+            Ok::<_, fmt::Error>([3u64; 4])
+        })
+        .unwrap();
+    assert_eq!((*value, calls.get()), ([3; 4], 1));
+
+    // The initialiser's error: the room stays charged and counted as used, not as a refusal.
+    let before = budget.stats();
+    let failed = budget.leak_try_with(|| Err::<[u64; 4], _>(fmt::Error)).unwrap_err();
+    assert_eq!(failed, TryWithError::Init(fmt::Error));
+    assert!(failed.to_string().starts_with("the initialiser failed: "), "{failed}");
+    assert_eq!(failed.source().unwrap().to_string(), fmt::Error.to_string());
+    let after = budget.stats();
+    assert_eq!((after.used - before.used, after.allocations - before.allocations, after.rejections), (32, 1, 0));
+
+    // A refusal: the initialiser does not run, and the refusal is counted.
+    let none = self::budget(0);
+    let refused = none.leak_try_with(|| -> Result<u64, fmt::Error> { unreachable!("not called when refused") });
+    let refused = refused.unwrap_err();
+    let TryWithError::Leak(error @ LeakError::BudgetExceeded { value: 8, .. }) = &refused else {
+        panic!("expected a refusal of an 8-byte value, got {refused:?}");
+    };
+    assert_eq!(refused.to_string(), format!("no room was reserved, so the initialiser did not run: {error}"));
+    assert_eq!(refused.source().unwrap().to_string(), error.to_string());
+    assert_eq!((none.reserved(), none.stats().rejections), (0, 1));
+
+    // A zero-sized value needs no room: an empty budget serves it, and its only possible error is the initialiser's.
+    none.leak_try_with(|| Ok::<(), fmt::Error>(())).unwrap();
+    assert_eq!(none.leak_try_with(|| Err::<(), _>(5)).unwrap_err(), TryWithError::Init(5));
+    assert_eq!((none.reserved(), none.stats().rejections), (0, 1));
+}
+
+#[test]
+fn slice_builders_fill_in_order_and_clone_only_what_they_must() {
+    let budget = budget(1 << 20);
+    let mut order = Vec::new();
+    let squares = budget
+        .leak_slice_fill_with(5, |i| {
+            order.push(i);
+            (i * i) as u64
+        })
+        .unwrap();
+    assert_eq!((&*squares, order), (&[0, 1, 4, 9, 16][..], vec![0, 1, 2, 3, 4]));
+
+    let counters = Counters::new(0);
+    let originals = tracked(3, counters);
+    let clones = budget.leak_slice_clone(&originals).unwrap();
+    assert_eq!((ids(clones), counters.clones(), counters.drops()), (vec![0, 1, 2], 3, 0));
+    // `leak_slice_fill` clones `len - 1` times and moves the value itself in last.
+    let filled = budget.leak_slice_fill(4, Tracked::new(9, counters)).unwrap();
+    assert_eq!((ids(filled), counters.clones(), counters.drops()), (vec![9; 4], 6, 0));
+    drop(originals);
+    assert_eq!(counters.drops(), 3, "only the originals were dropped");
+}
+
+#[test]
+fn slice_builders_handle_empty_zero_sized_and_overflowing_lengths() {
+    let empty = budget(0);
+    let counters = Counters::new(0);
+    // Length zero: nothing is called, cloned or charged; `leak_slice_fill` drops its value.
+    assert!(empty.leak_slice_fill_with(0, |_| -> u64 { unreachable!("no element") }).unwrap().is_empty());
+    assert!(empty.leak_slice_clone::<Tracked>(&[]).unwrap().is_empty());
+    assert!(empty.leak_iter(Vec::<u64>::new()).unwrap().is_empty());
+    assert!(empty.leak_slice_fill(0, Tracked::new(0, counters)).unwrap().is_empty());
+    assert_eq!((counters.clones(), counters.drops()), (0, 1));
+
+    // Zero-sized elements: each one made, nothing charged, even in an empty budget.
+    let mut calls = 0;
+    assert_eq!(empty.leak_slice_fill_with(1000, |_| calls += 1).unwrap().len(), 1000);
+    assert_eq!(calls, 1000);
+    assert_eq!(empty.leak_slice_fill(1000, ()).unwrap().len(), 1000);
+    assert_eq!(empty.leak_iter(vec![(); 7]).unwrap().len(), 7);
+    assert_eq!(empty.leak_slice_clone(&[(); 5]).unwrap().len(), 5);
+    let stats = empty.stats();
+    assert_eq!((stats.reserved, stats.allocations, stats.rejections), (0, 0, 0), "{stats}");
+
+    // A length whose size overflows: refused before anything is made, the value or iterator given back.
+    let budget = budget(1 << 20);
+    let huge = usize::MAX / 4;
+    let overflow = LeakError::SizeOverflow { elem_size: 8, len: huge };
+    assert_eq!(budget.leak_slice_fill_with(huge, |_| -> u64 { unreachable!("refused first") }).unwrap_err(), overflow);
+    let refused = budget.leak_slice_fill(huge, 17u64).unwrap_err();
+    assert_eq!(refused.into_parts(), (17, overflow.clone()));
+    let refused = budget.leak_iter(Lying { items: 1..=3u64, claimed: huge }).unwrap_err();
+    assert_eq!(refused.error(), &overflow);
+    assert_eq!(refused.into_inner().items.collect::<Vec<_>>(), [1, 2, 3], "the iterator comes back untouched");
+    let stats = budget.stats();
+    assert_eq!((stats.reserved, stats.rejections), (0, 3), "{stats}");
+}
+
+#[test]
+fn refused_slice_builders_give_the_value_or_the_iterator_back() {
+    let none = budget(0);
+    let counters = Counters::new(0);
+    let refused = none.leak_slice_fill(3, Tracked::new(5, counters)).unwrap_err();
+    assert!(matches!(refused.error(), LeakError::BudgetExceeded { value, .. } if *value == 3 * size_of::<Tracked>()));
+    assert_eq!(refused.into_inner().id, 5);
+    assert_eq!((counters.clones(), counters.drops()), (0, 1), "no clone made; the value came back, then dropped");
+
+    let refused = none.leak_iter(tracked(4, counters)).unwrap_err();
+    assert_eq!(ids(&refused.into_inner().collect::<Vec<_>>()), [0, 1, 2, 3]);
+    let refused = none.leak_slice_clone(&tracked(2, counters)).unwrap_err();
+    assert!(matches!(refused, LeakError::BudgetExceeded { .. }));
+    assert_eq!(counters.clones(), 0);
+    assert_eq!(none.stats().rejections, 3);
+}
+
+#[test]
+fn an_iterator_that_lies_about_its_length_gets_what_it_gave_and_no_more() {
+    let budget = budget(1 << 20);
+    let counters = Counters::new(0);
+
+    // Shorter than it said: the slice holds what it gave; the room for the rest stays charged and counted as used.
+    let before = budget.stats();
+    let short = budget.leak_iter(Lying { items: tracked(4, counters).into_iter(), claimed: 10 }).unwrap();
+    assert_eq!(ids(short), [0, 1, 2, 3]);
+    let after = budget.stats();
+    assert_eq!((after.used - before.used, after.allocations - before.allocations), (10 * size_of::<Tracked>(), 1));
+    assert_eq!(counters.drops(), 0);
+
+    // Longer than it said: the first `len` items are taken, and the iterator is dropped with the others.
+    let long = budget.leak_iter(Lying { items: tracked(6, counters).into_iter(), claimed: 3 }).unwrap();
+    assert_eq!(ids(long), [0, 1, 2]);
+    assert_eq!(counters.drops(), 3, "the three items left in the iterator were dropped with it");
+
+    // An iterator that ends at once.
+    assert!(budget.leak_iter(Lying { items: core::iter::empty::<u64>(), claimed: 5 }).unwrap().is_empty());
+}
+
+#[test]
+fn a_panic_midway_through_a_slice_builder_keeps_the_slice_charged_and_drops_nothing_in_it() {
+    let budget = budget(1 << 20);
+    let size = size_of::<Tracked>();
+    let check = |what: &str, before: Stats, len: usize| {
+        let after = budget.stats();
+        assert_eq!(
+            (after.used - before.used, after.allocations - before.allocations, after.rejections),
+            (len * size, 1, 0),
+            "{what}: the whole slice stays charged and counted as used"
+        );
+    };
+
+    let counters = Counters::new(0);
+    let before = budget.stats();
+    let ended = catch_unwind(AssertUnwindSafe(|| {
+        budget.leak_slice_fill_with(10, |i| {
+            assert_ne!(i, 6, "element 6 fails");
+            Tracked::new(i, counters)
+        })
+    }));
+    assert!(panic_message(&*ended.unwrap_err()).contains("element 6 fails"));
+    assert_eq!(counters.drops(), 0, "the six elements written are never dropped");
+    check("leak_slice_fill_with", before, 10);
+
+    let counters = Counters::new(3);
+    let originals = tracked(5, counters);
+    let before = budget.stats();
+    let ended = catch_unwind(AssertUnwindSafe(|| budget.leak_slice_clone(&originals)));
+    assert!(panic_message(&*ended.unwrap_err()).contains("clone 3 fails"));
+    assert_eq!((counters.clones(), counters.drops()), (3, 0), "the two clones made are never dropped");
+    check("leak_slice_clone", before, 5);
+    drop(originals);
+    assert_eq!(counters.drops(), 5);
+
+    let counters = Counters::new(3);
+    let before = budget.stats();
+    let ended = catch_unwind(AssertUnwindSafe(|| budget.leak_slice_fill(6, Tracked::new(1, counters))));
+    assert!(panic_message(&*ended.unwrap_err()).contains("clone 3 fails"));
+    assert_eq!(counters.drops(), 1, "the value is dropped by the unwinding, the two clones made are not");
+    check("leak_slice_fill", before, 6);
+
+    let counters = Counters::new(0);
+    let before = budget.stats();
+    let ended = catch_unwind(AssertUnwindSafe(|| {
+        budget.leak_iter((0..5).map(|i| {
+            assert_ne!(i, 3, "item 3 fails");
+            Tracked::new(i, counters)
+        }))
+    }));
+    assert!(panic_message(&*ended.unwrap_err()).contains("item 3 fails"));
+    assert_eq!(counters.drops(), 0, "the three items taken are never dropped");
+    check("leak_iter", before, 5);
+
+    // The budget works on.
+    assert_eq!(*budget.leak(5u8).unwrap(), 5);
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// What a refusal reports about the value, and the smallest budgets.
+
+#[test]
+fn a_refusal_names_the_bytes_of_the_value_itself() {
+    let none = budget(0);
+    let value_of = |error: LeakError| match error {
+        LeakError::BudgetExceeded { value, requested, global, .. } => {
+            assert!(requested >= value && !global);
+            value
+        }
+        other => panic!("unexpected {other}"),
+    };
+    assert_eq!(value_of(none.leak([0u8; 50]).unwrap_err().into_parts().1), 50);
+    assert_eq!(value_of(none.leak_str("twelve bytes").unwrap_err()), 12);
+    assert_eq!(value_of(none.leak_slice_fill_with(4, |_| 0u64).unwrap_err()), 32);
+    assert_eq!(value_of(none.leak_iter([1u32, 2, 3]).unwrap_err().into_parts().1), 12);
+    assert_eq!(value_of(none.leak_layout(Layout::from_size_align(100, 64).unwrap()).unwrap_err()), 100);
+
+    // Refused after the first request, by a dedicated block's charge.
+    let small = budget(8 << 10);
+    small.leak(1u8).unwrap();
+    let error = small.leak([0u8; 7500]).unwrap_err().into_parts().1;
+    assert_eq!(value_of(error.clone()), 7500);
+    let message = error.to_string();
+    assert!(message.contains("this 7500-byte value needs"), "{message}");
+}
+
+#[test]
+fn a_256_byte_budget_holds_u64s_in_dedicated_blocks() {
+    let budget = budget(256);
+    assert_eq!(*budget.leak(42u64).unwrap(), 42);
+    let stats = budget.stats();
+    // No room for a lane beside the record: the value has a block of its own (the value and the block's header).
+    assert_eq!((stats.used, stats.allocations, stats.lanes, stats.blocks), (8, 1, 0, 1), "{stats}");
+    let block = stats.reserved - LeakBudget::RECORD_BYTES;
+    #[cfg(target_pointer_width = "64")]
+    assert_eq!((LeakBudget::RECORD_BYTES, block), (128, 24), "{stats}");
+    assert!((8..=8 + 32).contains(&block), "the value and a small header: {stats}");
+
+    // More of them, one block each, until the limit.
+    let mut held = 1;
+    while let Ok(value) = budget.leak(held as u64) {
+        assert_eq!(*value, held as u64);
+        held += 1;
+    }
+    assert_eq!(held, (256 - LeakBudget::RECORD_BYTES) / block);
+    let stats = budget.stats();
+    assert_eq!(
+        (stats.reserved, stats.used, stats.blocks, stats.lanes),
+        (LeakBudget::RECORD_BYTES + held * block, 8 * held, held, 0)
+    );
+    assert_eq!(stats.rejections, 1);
+    // Another thread is served the same way, had there been room; here it is refused cleanly.
+    let refused = thread::spawn(move || budget.leak(0u64).is_err()).join().unwrap();
+    assert!(refused);
 }
