@@ -1,5 +1,5 @@
-//! `LeakOnce` and `leak_once!`: one value published under contention, charged once, panics and refusals that leave
-//! the cell empty, re-entrancy, and `get` racing initialisation.
+//! `LeakOnce`, `LeakLazy` and `leak_once!`: one value published under contention, charged once, panics and refusals
+//! that leave the cell empty, re-entrancy, `get` racing initialisation, and where a refused `LeakLazy` panics.
 //!
 //! Under `cfg(loom)` the cells are made of loom objects, which exist only inside a loom model: the loom suite
 //! (`tests/loom/once.rs`) covers them there.
@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Barrier, Mutex, mpsc};
 use std::thread;
 
-use leak_budget::{InitError, LeakBudget, LeakError, LeakOnce, leak_once};
+use leak_budget::{InitError, LeakBudget, LeakError, LeakLazy, LeakOnce, leak_once};
 
 use crate::support::{panic_message, scaled};
 
@@ -469,4 +469,152 @@ fn leak_once_in_a_generic_function_is_one_cell_for_all_types() {
             && message.contains("use a `LeakOnce<T>` per type"),
         "{message}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// `LeakLazy`.
+
+thread_local! {
+    /// Where this thread's last panic was raised (file and line), recorded by the hook [`panic_site`] installs.
+    static PANICKED_AT: std::cell::RefCell<Option<(String, u32)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f`, which must panic, and returns its message and where the panic was raised. A panic hook, installed once
+/// and passing every panic on to the hook that was there before, records the location (a payload has none).
+fn panic_site(f: impl FnOnce()) -> (String, String, u32) {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if let Some(location) = info.location() {
+                let _ =
+                    PANICKED_AT.try_with(|at| *at.borrow_mut() = Some((location.file().to_owned(), location.line())));
+            }
+            previous(info);
+        }));
+    });
+    PANICKED_AT.with(|at| at.borrow_mut().take());
+    let payload = panic::catch_unwind(AssertUnwindSafe(f)).expect_err("the call must panic");
+    let (file, line) = PANICKED_AT.with(|at| at.borrow_mut().take()).expect("the hook saw the panic");
+    (panic_message(&*payload), file, line)
+}
+
+#[test]
+fn leak_lazy_runs_its_initialiser_once_under_contention() {
+    static BUDGET: LeakBudget = LeakBudget::named("lazy contention", 1 << 20);
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    static LAZY: LeakLazy<[u64; 8]> = LeakLazy::in_budget(&BUDGET, || {
+        let run = RUNS.fetch_add(1, Relaxed) as u64;
+        let_others_run();
+        [run; 8]
+    });
+
+    let threads = scaled(8, 4);
+    let start = Barrier::new(threads);
+    let addresses: Vec<usize> = thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let start = &start;
+                s.spawn(move || {
+                    start.wait();
+                    // Half through `Deref`, half through `force`: the same value either way.
+                    let value: &[u64; 8] = if t % 2 == 0 { &LAZY } else { LeakLazy::force(&LAZY) };
+                    assert_eq!(*value, [0; 8]);
+                    ptr::from_ref(value).addr()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(RUNS.load(Relaxed), 1, "the initialiser ran once");
+    assert!(addresses.iter().all(|&a| a == addresses[0]), "{addresses:x?}");
+    assert_eq!(LeakLazy::get(&LAZY).map(|v| ptr::from_ref(v).addr()), Some(addresses[0]));
+    let stats = BUDGET.stats();
+    assert_eq!((stats.allocations, stats.used), (1, size_of::<[u64; 8]>()), "charged once\n{stats}");
+}
+
+#[test]
+fn a_panicking_leak_lazy_initialiser_is_retried_on_the_next_access() {
+    static BUDGET: LeakBudget = LeakBudget::named("lazy retry", 1 << 20);
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    static LAZY: LeakLazy<String> = LeakLazy::in_budget(&BUDGET, || {
+        assert_ne!(CALLS.fetch_add(1, Relaxed), 0, "the first attempt fails");
+        "second attempt".to_owned()
+    });
+
+    let ended = panic::catch_unwind(|| LAZY.len());
+    assert!(panic_message(&*ended.unwrap_err()).contains("the first attempt fails"));
+    // No poisoning: nothing stored or charged, and the next access runs the initialiser again.
+    assert!(LeakLazy::get(&LAZY).is_none());
+    assert_eq!((BUDGET.reserved(), BUDGET.stats().allocations), (0, 0));
+    assert_eq!(*LAZY, "second attempt");
+    assert_eq!(LeakLazy::force(&LAZY), "second attempt");
+    assert_eq!(CALLS.load(Relaxed), 2, "stored once, never computed again");
+    assert_eq!(BUDGET.stats().allocations, 1);
+}
+
+#[test]
+fn a_leak_lazy_whose_initialiser_reads_itself_panics_instead_of_waiting() {
+    static BUDGET: LeakBudget = LeakBudget::named("lazy re-entry", 1 << 20);
+    static LAZY: LeakLazy<u32> = LeakLazy::in_budget(&BUDGET, || *LAZY + 1);
+    let ended = crate::support::bounded(|| *LAZY);
+    let message = panic_message(&*ended.expect_err("re-entry must panic"));
+    assert!(message.starts_with("re-entrant initialisation of a `LeakOnce<u32>`"), "{message}");
+    assert!(LeakLazy::get(&LAZY).is_none());
+    assert_eq!(BUDGET.reserved(), 0);
+}
+
+#[test]
+fn a_refused_leak_lazy_panics_at_the_callers_line_naming_the_budget() {
+    static NONE: LeakBudget = LeakBudget::named("lazy refusals", 0);
+    static LAZY: LeakLazy<[u8; 64]> = LeakLazy::in_budget(&NONE, || [1; 64]);
+
+    let line = line!() + 2;
+    let (message, file, at) = panic_site(|| {
+        let _ = LeakLazy::force(&LAZY);
+    });
+    assert_eq!((file.as_str(), at), (file!(), line), "force: the panic points at its caller");
+    for needle in ["LeakLazy<[u8; 64]>", "`lazy refusals`", "64-byte value", "set_limit", "LeakLazy::try_force"] {
+        assert!(message.contains(needle), "{needle:?} missing from {message:?}");
+    }
+    let line = line!() + 1;
+    let (deref_message, file, at) = panic_site(|| assert_eq!(LAZY[0], 1));
+    assert_eq!((file.as_str(), at), (file!(), line), "Deref: the panic points at its caller");
+    assert_eq!(deref_message, message);
+    assert!(LeakLazy::get(&LAZY).is_none());
+    assert_eq!((NONE.reserved(), NONE.stats().rejections), (0, 2));
+}
+
+#[test]
+fn try_force_gives_a_refused_value_back_and_get_sees_only_a_stored_value() {
+    let budget = crate::support::budget(0);
+    let calls = AtomicUsize::new(0);
+    let lazy = LeakLazy::in_budget(budget, || {
+        calls.fetch_add(1, Relaxed);
+        vec![7u32; 3]
+    });
+    assert!(LeakLazy::get(&lazy).is_none());
+    assert_eq!(format!("{lazy:?}"), "LeakLazy { value: <not computed>, .. }");
+
+    let refused = LeakLazy::try_force(&lazy).unwrap_err();
+    assert!(matches!(refused.error(), LeakError::BudgetExceeded { budget: "test", .. }), "{refused}");
+    assert_eq!(refused.into_inner(), [7, 7, 7]);
+    assert!(LeakLazy::get(&lazy).is_none());
+
+    budget.set_limit(4096).unwrap();
+    let value: &'static Vec<u32> = LeakLazy::try_force(&lazy).unwrap();
+    assert_eq!(calls.load(Relaxed), 2, "the refused value was computed, the stored one once more");
+    assert!(ptr::eq(LeakLazy::get(&lazy).unwrap(), value));
+    assert!(ptr::eq(LeakLazy::force(&lazy), value));
+    assert!(ptr::eq(&*lazy, value));
+    assert_eq!(calls.load(Relaxed), 2);
+    assert_eq!(format!("{lazy:?}"), "LeakLazy { value: [7, 7, 7], .. }");
+}
+
+#[test]
+fn a_leak_lazy_on_the_global_budget() {
+    static GREETING: LeakLazy<String> = LeakLazy::new(|| "hello".repeat(2));
+    assert!(LeakLazy::get(&GREETING).is_none());
+    assert_eq!(*GREETING, "hellohello");
+    assert_eq!(LeakLazy::get(&GREETING).map(String::as_str), Some("hellohello"));
 }
