@@ -532,3 +532,81 @@ fn cached_values_deref_compare_and_print_as_the_value() {
     let stats = CacheStats::default();
     assert_eq!((stats.lookups(), stats.hit_rate()), (0, 0.0));
 }
+
+#[test]
+fn string_keys_are_queried_and_filled_with_str() {
+    let budget = budget(1 << 20);
+    let lengths = cache::<String, usize>(budget);
+    let given = Cell::new("");
+    let five = lengths.get_or_insert_with("hello", |key: &str| {
+        given.set(if key == "hello" { "the borrowed key" } else { "another key" });
+        key.len()
+    });
+    assert_eq!((*five, given.get()), (5, "the borrowed key"));
+    let five: &'static usize = five.as_static().unwrap();
+    assert!(core::ptr::eq(five, lengths.get_or_insert_with("hello", |_| unreachable!("a hit")).as_static().unwrap()));
+    assert!(core::ptr::eq(five, lengths.get("hello").unwrap()));
+    assert!(core::ptr::eq(five, lengths.get(&String::from("hello")).unwrap()), "the owned form works too");
+    assert_eq!(*lengths.try_get_or_insert_with("world!", str::len).unwrap(), 6);
+    assert_eq!(*lengths.get_or_try_insert_with("abc", |key| Ok::<_, ()>(key.len())).unwrap(), 3);
+    assert_eq!(lengths.get_or_try_insert_with("fails", |_| Err::<usize, _>("no")).unwrap_err(), "no");
+    assert_eq!((lengths.len(), lengths.get("fails")), (3, None));
+
+    // Byte-string keys, with `&[u8]`.
+    let sizes = cache::<Vec<u8>, usize>(budget);
+    assert_eq!(*sizes.get_or_insert_with(&b"bytes"[..], <[u8]>::len), 5);
+    assert_eq!(sizes.get(&b"bytes"[..]), Some(&5));
+}
+
+/// A key whose clones are counted (`ToOwned` for a `Clone` type is `clone`).
+#[derive(Debug)]
+struct CountedKey {
+    id: u32,
+    clones: &'static AtomicUsize,
+}
+
+impl Clone for CountedKey {
+    fn clone(&self) -> Self {
+        self.clones.fetch_add(1, Relaxed);
+        Self { id: self.id, clones: self.clones }
+    }
+}
+
+impl PartialEq for CountedKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for CountedKey {}
+
+impl Hash for CountedKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
+#[test]
+fn a_key_is_cloned_once_on_a_miss_and_never_on_a_hit() {
+    let clones: &'static AtomicUsize = leaked(AtomicUsize::new(0));
+    let key = |id| CountedKey { id, clones };
+    let values = cache::<CountedKey, u32>(budget(1 << 20));
+
+    assert_eq!(*values.get_or_insert_with(&key(7), |k| k.id * 2), 14);
+    assert_eq!(clones.load(Relaxed), 1, "a miss makes the owned key it stores");
+    for _ in 0..100 {
+        assert_eq!(*values.get_or_insert_with(&key(7), |_| unreachable!("a hit")), 14);
+        assert_eq!(*values.try_get_or_insert_with(&key(7), |_| unreachable!("a hit")).unwrap(), 14);
+        assert_eq!(*values.get_or_try_insert_with(&key(7), |_| Err::<u32, ()>(())).unwrap(), 14);
+        assert_eq!(values.get(&key(7)), Some(&14));
+    }
+    assert_eq!(clones.load(Relaxed), 1, "hits and look-ups clone nothing");
+    assert_eq!(*values.get_or_insert_with(&key(8), |k| k.id * 2), 16);
+    assert_eq!(clones.load(Relaxed), 2);
+
+    // A cache its budget refused still answers: each miss clones the key once, as any miss does.
+    let uncached = cache::<CountedKey, u32>(budget(0));
+    assert!(matches!(uncached.get_or_insert_with(&key(1), |k| k.id), Cached::Owned(1)));
+    assert!(matches!(uncached.get_or_insert_with(&key(1), |k| k.id), Cached::Owned(1)));
+    assert_eq!(clones.load(Relaxed), 4);
+}
