@@ -469,7 +469,7 @@ pub struct Iter<'a, T: ?Sized + Internable> {
     /// The next shard to copy.
     shard: usize,
     /// Handles copied from the last shard and not handed out yet.
-    copied: Vec<EntryRef<Values<T>>>,
+    copied: Vec<Interned<T>>,
 }
 
 impl<T: ?Sized + Internable> Iterator for Iter<'_, T> {
@@ -477,20 +477,27 @@ impl<T: ?Sized + Internable> Iterator for Iter<'_, T> {
 
     fn next(&mut self) -> Option<Interned<T>> {
         loop {
-            if let Some(entry) = self.copied.pop() {
-                return Some(Interned::new(entry));
+            if let Some(handle) = self.copied.pop() {
+                return Some(handle);
             }
             let table = self.table?;
             if self.shard == table.shard_count() {
                 return None;
             }
-            table.shard_entries(self.shard, &mut self.copied);
+            let mut entries = Vec::new();
+            table.shard_entries(self.shard, &mut entries);
+            self.copied.extend(entries.into_iter().map(Interned::new));
             self.shard += 1;
         }
     }
 }
 
 impl<T: ?Sized + Internable> core::iter::FusedIterator for Iter<'_, T> {}
+
+/// As for the interner itself: a panic leaves its table consistent (the iterator only copies handles), so the
+/// iterator is unwind-safe when the values are. Explicit, because the table's lock backend is not `RefUnwindSafe`.
+impl<T: ?Sized + Internable + RefUnwindSafe> RefUnwindSafe for Iter<'_, T> {}
+impl<T: ?Sized + Internable + RefUnwindSafe> UnwindSafe for Iter<'_, T> {}
 
 impl<T: ?Sized + Internable> fmt::Debug for Iter<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
