@@ -148,6 +148,7 @@ fn the_probe_tells_each_auto_trait() {
     assert_eq!(auto_traits_of!(Cell<u8>), [true, false, true, false]);
     assert_eq!(auto_traits_of!(MutexGuard<'static, u8>), [false, true, true, true]);
     assert_eq!(auto_traits_of!(*const u8), [false, false, true, true]);
+    assert_eq!(auto_traits_of!(&'static mut u8), [true, true, false, true]);
 }
 
 /// An interner's iterator borrows the interner and holds handles (each as good as a `&'static T`), as
