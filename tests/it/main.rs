@@ -32,5 +32,6 @@ mod once;
 mod properties;
 mod properties_components;
 mod scan;
+mod sizing;
 mod stress;
 mod tree;
