@@ -32,6 +32,8 @@ mod once;
 mod properties;
 mod properties_components;
 mod scan;
+#[cfg(feature = "serde")]
+mod serde;
 mod sizing;
 mod stress;
 mod tree;
