@@ -19,9 +19,12 @@
 //! the allocation: the bytes a subtree holds can never exceed its root's limit, since they were charged there first
 //! (a prepaid child's at most its limit, which its parent paid).
 //!
+//! A changing limit: a case that raises and lowers its budget's limit while other threads leak moves a bound on the
+//! bytes held ([`bound_held`]) with each change, checked at every counted allocation (see [`limits`]).
+//!
 //! This file holds the counting allocator, its checks and the runner; the cases are in modules by what they leak:
 //! [`values`] (mixed requests until full), [`resident`] (the process's resident set), [`components`] (interners,
-//! caches and once-cells) and [`trees`] (budget trees).
+//! caches and once-cells), [`trees`] (budget trees) and [`limits`] (a limit changed under load).
 //!
 //! Run alone: `cargo test --test cap` (a global allocator is process-wide, so this binary holds nothing else).
 
@@ -43,6 +46,7 @@ mod support;
 use support::leaked;
 
 mod components;
+mod limits;
 mod resident;
 mod trees;
 mod values;
@@ -81,6 +85,10 @@ static FREED: AtomicUsize = AtomicUsize::new(0);
 static WATCHED: AtomicPtr<LeakBudget> = AtomicPtr::new(core::ptr::null_mut());
 /// Counted allocations after which `HELD` exceeded the watched budget's `reserved()`.
 static ABOVE_RESERVED: AtomicUsize = AtomicUsize::new(0);
+/// A bound on `HELD` that a case moves as it changes its budget's limit ([`bound_held`]); `usize::MAX` otherwise.
+static BOUND: AtomicUsize = AtomicUsize::new(usize::MAX);
+/// Counted allocations after which `HELD` exceeded `BOUND`.
+static OVER_BOUND: AtomicUsize = AtomicUsize::new(0);
 
 /// Levels (budgets of one tree) a case may use. Level 0 is the case's budget, or the root of its tree.
 const LEVELS: usize = 8;
@@ -140,6 +148,9 @@ fn record(addr: usize, size: usize, level: usize) {
     MAX_HELD.fetch_max(held, SeqCst);
     if held > LIMIT.load(SeqCst) {
         OVER_LIMIT.fetch_add(1, SeqCst);
+    }
+    if held > BOUND.load(SeqCst) {
+        OVER_BOUND.fetch_add(1, SeqCst);
     }
     // SAFETY: `WATCHED` is null or the budget of the running case, which outlives the case (`watch`'s contract); its
     // `reserved()` reads atomics only and never allocates.
@@ -267,16 +278,22 @@ fn watch(budget: &LeakBudget) {
     WATCHED.store(core::ptr::from_ref(budget).cast_mut(), SeqCst);
 }
 
+/// From now on, every counted allocation must leave the bytes held at most `bound` (until it is set again).
+fn bound_held(bound: usize) {
+    BOUND.store(bound, SeqCst);
+}
+
 /// Starts a case: the budget under test has `limit`; nothing is counted yet. Call with no other thread allocating.
 fn start_case(limit: usize) {
     WATCHED.store(core::ptr::null_mut(), SeqCst);
     ABOVE_RESERVED.store(0, SeqCst);
+    BOUND.store(usize::MAX, SeqCst);
     LIMIT.store(limit, SeqCst);
     for (addr, size) in ADDRS.iter().zip(&SIZES) {
         addr.store(EMPTY, SeqCst);
         size.store(0, SeqCst);
     }
-    for counter in [&HELD, &MAX_HELD, &CALLS, &OVER_LIMIT, &TABLE_FULL, &FREED, &OVER_LEVEL_LIMIT] {
+    for counter in [&HELD, &MAX_HELD, &CALLS, &OVER_LIMIT, &TABLE_FULL, &FREED, &OVER_LEVEL_LIMIT, &OVER_BOUND] {
         counter.store(0, SeqCst);
     }
     for level in 0..LEVELS {
@@ -312,6 +329,7 @@ fn assert_cap_held(budget: &LeakBudget) -> String {
     let (held, max_held) = (HELD.load(SeqCst), MAX_HELD.load(SeqCst));
     assert_eq!(TABLE_FULL.load(SeqCst), 0, "the block table overflowed: enlarge SLOTS");
     assert_eq!(OVER_LEVEL_LIMIT.load(SeqCst), 0, "an allocation took some level's bytes above its limit");
+    assert_eq!(OVER_BOUND.load(SeqCst), 0, "an allocation took the bytes held above the bound the case set");
     assert_no_counted_block_freed();
     assert_eq!(
         OVER_LIMIT.load(SeqCst),
@@ -437,5 +455,6 @@ fn main() -> ExitCode {
         ("cache_until_full", components::cache_until_full),
         ("trees_never_exceed_any_level", trees::trees_never_exceed_any_level),
         ("leak_once_is_charged_once", components::leak_once_is_charged_once),
+        ("a_limit_changed_under_load_bounds_the_bytes_held", limits::a_limit_changed_under_load_bounds_the_bytes_held),
     ])
 }
