@@ -348,6 +348,11 @@ fn the_report_adds_up_while_other_threads_allocate() {
     let b = app.prepaid_child("busy-b", scaled(256 << 10, 24 << 10)).unwrap();
     let c = app.child("busy-c", 8 << 20).unwrap(); // a ceiling above its parent's limit
     let budgets = [a, a1, b, c];
+    // Records first: a budget is in the report from its first charge, and the reporter below may run before any
+    // worker has charged all four (then the report has fewer than five entries).
+    for budget in budgets {
+        budget.register().unwrap();
+    }
     let done = AtomicBool::new(false);
     let successes: [AtomicUsize; 4] = Default::default();
     let rounds = scaled(3000, 40);
