@@ -53,6 +53,29 @@ fn hit_path(c: &mut Criterion, tokens: &[&str]) {
     group.finish();
 }
 
+/// Interning N distinct identifier-like keys into a fresh interner, each once (every one a miss), for N = 10^5, 10^6
+/// and 10^7: the cost of growing the table, which the corpus (97% hits) hides. A fresh process per sample; one sample
+/// is one whole run, so criterion's samples are flat.
+fn misses_at_scale(c: &mut Criterion) {
+    for count in [100_000_usize, 1_000_000, 10_000_000] {
+        let mut group = c.benchmark_group(format!("intern misses at scale, {count} distinct keys, 1 thread"));
+        group
+            .sample_size(10)
+            .sampling_mode(criterion::SamplingMode::Flat)
+            .warm_up_time(Duration::from_millis(1))
+            .measurement_time(Duration::from_secs(1))
+            .throughput(Throughput::Elements(count as u64));
+        for contender in [Contender::LeakBudget, Contender::StringInterner, Contender::Ustr] {
+            group.bench_function(contender.name(), |b| {
+                b.iter_custom(|iters| {
+                    (0..iters).map(|_| common::timed_in_child(&format!("misses-{count}:{}", contender.name()))).sum()
+                });
+            });
+        }
+        group.finish();
+    }
+}
+
 fn main() {
     if child_main() {
         return;
@@ -77,5 +100,6 @@ fn main() {
         true,
     );
     hit_path(&mut criterion, &tokens);
+    misses_at_scale(&mut criterion);
     criterion.final_summary();
 }

@@ -216,10 +216,57 @@ pub fn timed_in_child(workload: Workload, contender: Contender) -> Duration {
     super::timed_in_child(&format!("{}:{}", workload.code(), contender.name()))
 }
 
+/// `count` distinct identifier-like keys of 6 to 20 bytes (letters, digits, `_`), the same on every run: a
+/// pseudo-random prefix and the key's index in base 36, so no two are equal. Laid out in one buffer.
+pub fn distinct_keys(count: usize) -> (String, Vec<(usize, usize)>) {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz_ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut text, mut spans) = (String::with_capacity(count * 14), Vec::with_capacity(count));
+    for index in 0..count {
+        let start = text.len();
+        let length = 6 + (next() % 15) as usize;
+        let mut suffix = Vec::new();
+        let mut rest = index;
+        loop {
+            suffix.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[rest % 36]);
+            rest /= 36;
+            if rest == 0 {
+                break;
+            }
+        }
+        // A letter first, then pseudo-random characters, then `_` and the index in base 36 (after the last `_`, so
+        // no two keys are equal): 6..=20 bytes for every index below 36^12.
+        text.push(char::from(ALPHABET[(next() % 26) as usize]));
+        while text.len() - start + 1 + suffix.len() < length {
+            text.push(char::from(ALPHABET[(next() % ALPHABET.len() as u64) as usize]));
+        }
+        text.push('_');
+        text.extend(suffix.iter().rev().map(|&b| char::from(b)));
+        spans.push((start, text.len()));
+    }
+    (text, spans)
+}
+
 /// If this process is a child started by [`run_in_child`], runs its workload, prints the result and returns `true`.
 pub fn child_main() -> bool {
     let Some(spec) = super::child_case() else { return false };
     let (workload, contender) = spec.split_once(':').expect("workload:contender");
+    if let Some(count) = workload.strip_prefix("misses-") {
+        let (text, spans) = distinct_keys(count.parse().expect("a key count"));
+        let keys: Vec<&str> = spans.iter().map(|&(start, end)| &text[start..end]).collect();
+        let mut interner = Local::new(Contender::from_name(contender));
+        let start = Instant::now();
+        std::hint::black_box(interner.intern_all(&keys));
+        println!("{}", start.elapsed().as_nanos());
+        std::mem::forget(interner);
+        return true;
+    }
     let (workload, contender) = (Workload::from_code(workload), Contender::from_name(contender));
     let (owned, _) = super::tokens();
     let tokens: Vec<&str> = owned.iter().map(String::as_str).collect();
