@@ -161,7 +161,7 @@ impl<T: 'static, F: Fn() -> T> LeakLazy<T, F> {
     /// ```
     #[track_caller]
     pub fn try_force(this: &Self) -> Result<&'static T, Rejected<T>> {
-        this.cell.get_or_init(|| (this.init)())
+        this.cell.get_or_init_as(super::CellName::Lazy(core::any::type_name::<T>()), || (this.init)())
     }
 }
 

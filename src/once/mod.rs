@@ -335,7 +335,16 @@ impl<T: 'static> LeakOnce<T> {
         if let Some(value) = self.get() {
             return Ok(value);
         }
-        match self.initialize(|| Ok::<T, Infallible>(f())) {
+        self.get_or_init_as(CellName::Typed(type_name::<T>()), f)
+    }
+
+    /// [`get_or_init`](Self::get_or_init) for a cell that panics under another name (a `LeakLazy`'s).
+    #[track_caller]
+    pub(in crate::once) fn get_or_init_as(&self, name: CellName, f: impl FnOnce() -> T) -> Result<&'static T, Rejected<T>> {
+        if let Some(value) = self.get() {
+            return Ok(value);
+        }
+        match self.initialize(name, || Ok::<T, Infallible>(f())) {
             Ok(value) => Ok(value),
             Err(InitError::Leak(rejected)) => Err(rejected),
             Err(InitError::Init(never)) => match never {},
@@ -379,14 +388,14 @@ impl<T: 'static> LeakOnce<T> {
         if let Some(value) = self.get() {
             return Ok(value);
         }
-        self.initialize(f)
+        self.initialize(CellName::Typed(type_name::<T>()), f)
     }
 
     /// The slow path of the `get_or_*` methods: waits for the owner role or a published value.
     #[cold]
     #[track_caller]
-    fn initialize<E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<&'static T, InitError<T, E>> {
-        match self.publication.claim(CellName::Typed(type_name::<T>())) {
+    fn initialize<E>(&self, name: CellName, f: impl FnOnce() -> Result<T, E>) -> Result<&'static T, InitError<T, E>> {
+        match self.publication.claim(name) {
             // SAFETY: by the `LeakOnce::publication` invariant the published address is that of a `T` leaked into a budget,
             // never freed, moved or borrowed mutably; `claim` loaded it with `Acquire`.
             Err(published) => Ok(unsafe { published.cast::<T>().as_ref() }),

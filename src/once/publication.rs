@@ -124,6 +124,8 @@ pub(super) enum CellName {
     Typed(&'static str),
     /// A `leak_once!` call site, with its location.
     Site(&'static str),
+    /// A `LeakLazy<T>`, with `T`'s name.
+    Lazy(&'static str),
 }
 
 impl fmt::Display for CellName {
@@ -131,6 +133,7 @@ impl fmt::Display for CellName {
         match self {
             Self::Typed(type_name) => write!(f, "a `LeakOnce<{type_name}>`"),
             Self::Site(location) => write!(f, "the `leak_once!` at {location}"),
+            Self::Lazy(type_name) => write!(f, "a `LeakLazy<{type_name}>`"),
         }
     }
 }

@@ -181,7 +181,7 @@ fn re_entrant_initialisation_panics_with_a_clear_message() {
     }));
     assert_eq!(inner_get.load(Relaxed), 0);
     let message = panic_message(&*result.unwrap_err());
-    assert!(message.starts_with("re-entrant initialisation of a `LeakOnce<u32>`"), "{message}");
+    assert!(message.starts_with("re-entrant initialisation of a `LeakLazy<u32>`"), "{message}");
     assert!(message.contains("wait for itself forever"), "{message}");
 
     // `set` and `get_or_try_init` from the initialiser are caught the same way.
@@ -559,7 +559,7 @@ fn a_leak_lazy_whose_initialiser_reads_itself_panics_instead_of_waiting() {
     static LAZY: LeakLazy<u32> = LeakLazy::in_budget(&BUDGET, || *LAZY + 1);
     let ended = crate::support::bounded(|| *LAZY);
     let message = panic_message(&*ended.expect_err("re-entry must panic"));
-    assert!(message.starts_with("re-entrant initialisation of a `LeakOnce<u32>`"), "{message}");
+    assert!(message.starts_with("re-entrant initialisation of a `LeakLazy<u32>`"), "{message}");
     assert!(LeakLazy::get(&LAZY).is_none());
     assert_eq!(BUDGET.reserved(), 0);
 }
