@@ -181,7 +181,7 @@ fn re_entrant_initialisation_panics_with_a_clear_message() {
     }));
     assert_eq!(inner_get.load(Relaxed), 0);
     let message = panic_message(&*result.unwrap_err());
-    assert!(message.starts_with("re-entrant initialisation of a `LeakLazy<u32>`"), "{message}");
+    assert!(message.starts_with("re-entrant initialisation of a `LeakOnce<u32>`"), "{message}");
     assert!(message.contains("wait for itself forever"), "{message}");
 
     // `set` and `get_or_try_init` from the initialiser are caught the same way.
