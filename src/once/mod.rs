@@ -340,7 +340,11 @@ impl<T: 'static> LeakOnce<T> {
 
     /// [`get_or_init`](Self::get_or_init) for a cell that panics under another name (a `LeakLazy`'s).
     #[track_caller]
-    pub(in crate::once) fn get_or_init_as(&self, name: CellName, f: impl FnOnce() -> T) -> Result<&'static T, Rejected<T>> {
+    pub(in crate::once) fn get_or_init_as(
+        &self,
+        name: CellName,
+        f: impl FnOnce() -> T,
+    ) -> Result<&'static T, Rejected<T>> {
         if let Some(value) = self.get() {
             return Ok(value);
         }
