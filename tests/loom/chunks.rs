@@ -106,25 +106,33 @@ fn at_the_limit_one_thread_gets_a_chunk_and_the_other_a_dedicated_block() {
 }
 
 #[test]
-fn one_byte_short_of_a_chunk_and_a_block_exactly_one_thread_is_served() {
-    // One byte less than above: the first chunk leaves 23 bytes, too few for a block; the other request is refused,
-    // before or after it made its lane (which then stays charged), and only then.
+fn one_byte_short_of_a_chunk_and_a_block_a_thread_without_room_for_a_lane_gets_a_block() {
+    // One byte less than above. If one thread makes its lane and chunk first, the other has no room for a lane
+    // (128 bytes and its 24-byte value) but room for a block of its own, so it is served without a lane: both are
+    // served, with one lane. If both lanes are made first, the first chunk leaves 23 bytes, too few for a block: the
+    // other request is refused (its lane stays charged). Both outcomes are reached.
     crate::model(Bounds::CI, || {
         let budget = budget_with_room(CHUNK_FOR_U64 + 24 - 1);
         let results = race(budget);
         check(budget, &results);
-        assert_eq!(results.iter().filter(|result| result.is_ok()).count(), 1, "{results:?}");
+        let served = results.iter().filter(|result| result.is_ok()).count();
         let stats = budget.stats();
-        assert_eq!(stats.blocks, 1);
-        match stats.lanes {
-            1 => SEEN_REFUSED_BEFORE_ITS_LANE.store(true, Seen),
-            _ => SEEN_REFUSED_AFTER_ITS_LANE.store(true, Seen),
+        match (served, stats.lanes) {
+            (2, 1) => {
+                assert_eq!(stats.blocks, 2, "{stats:?}");
+                SEEN_SERVED_WITHOUT_A_LANE.store(true, Seen);
+            }
+            (1, 2) => {
+                assert_eq!(stats.blocks, 1, "{stats:?}");
+                SEEN_REFUSED_AFTER_ITS_LANE.store(true, Seen);
+            }
+            other => panic!("unexpected outcome {other:?}: {results:?} {stats:?}"),
         }
     });
-    assert!(SEEN_REFUSED_BEFORE_ITS_LANE.load(Seen) && SEEN_REFUSED_AFTER_ITS_LANE.load(Seen), "both refusals happen");
+    assert!(SEEN_SERVED_WITHOUT_A_LANE.load(Seen) && SEEN_REFUSED_AFTER_ITS_LANE.load(Seen), "both outcomes happen");
 }
 
-static SEEN_REFUSED_BEFORE_ITS_LANE: SeenFlag = SeenFlag::new(false);
+static SEEN_SERVED_WITHOUT_A_LANE: SeenFlag = SeenFlag::new(false);
 static SEEN_REFUSED_AFTER_ITS_LANE: SeenFlag = SeenFlag::new(false);
 
 static SEEN_LARGER_FIRST_CHUNK: SeenFlag = SeenFlag::new(false);

@@ -45,9 +45,10 @@ fn charges_up_three_levels_race_a_prepaid_childs_creation_for_the_roots_last_byt
     crate::model(Bounds::CI, || {
         let record = LeakBudget::RECORD_BYTES;
         let first = lane_and_block();
-        // Records of root, middle and leaf, and room for the prepaid child's limit or the leaf's lane and block, less
-        // one byte: whichever charges the root first makes the other's last charge fail there.
-        let root = budget("root", 3 * record + PREPAID + first - 1);
+        // Records of root, middle and leaf, and room for the prepaid child's limit and the leaf's block, less one byte:
+        // whichever charges the root first makes the other's last charge fail there. (Room for the block alone is the
+        // right figure: a leaf with no room for a lane is still served, in a block of its own, while the block fits.)
+        let root = budget("root", 3 * record + PREPAID + BLOCK - 1);
         let middle = child(root, "middle", 1 << 20);
         let leaf = child(middle, "leaf", 1 << 20);
         let prepaid: &'static LeakBudget =
