@@ -884,6 +884,9 @@ fn a_refusal_names_the_bytes_of_the_value_itself() {
 }
 
 #[test]
+// The premise, no room for a lane beside the record, is a 64-bit one: on 32-bit targets the record is smaller and a
+// 256-byte budget has room for a lane (found by the 32-bit Miri pass).
+#[cfg_attr(target_pointer_width = "32", ignore = "on 32-bit targets a 256-byte budget has room for a lane")]
 fn a_256_byte_budget_holds_u64s_in_dedicated_blocks() {
     let budget = budget(256);
     assert_eq!(*budget.leak(42u64).unwrap(), 42);
