@@ -139,9 +139,9 @@ fn value_of(key: u64) -> [u64; 8] {
 }
 
 #[test]
-// Fails under the 32-bit Miri pass since a table's shards became a separate allocation of the cache's state: on
-// 32-bit targets a refusal there is not yet told apart from the state's creation. Tracked in the issue notes.
-#[cfg_attr(target_pointer_width = "32", ignore = "the state's creation and a refusal are not told apart on 32-bit yet")]
+// Its figures assume the 64-bit state: since a table's shards follow the budget, the 32-bit state fits a 4 KiB budget
+// and stores 16 entries there, where the test expects none (found by the 32-bit Miri pass); to be rewritten for both.
+#[cfg_attr(target_pointer_width = "32", ignore = "its figures assume the 64-bit state, which does not fit 4 KiB")]
 fn an_exhausted_budget_degrades_to_owned_values_never_asks_again_and_hits_keep_working() {
     let limits: &[usize] =
         if cfg!(miri) { &[0, 4 << 10, 12 << 10] } else { &[0, 4 << 10, 12 << 10, 32 << 10, 256 << 10] };
