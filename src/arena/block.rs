@@ -151,10 +151,10 @@ impl Blocks {
         // The block is aligned to `min(align, CHUNK_ALIGN)` or more, so the value's offset is 0 for `align <=
         // CHUNK_ALIGN` and at most `align - CHUNK_ALIGN` above: the padding `dedicated_layout` made room for.
         let front = base.as_ptr().addr().next_multiple_of(layout.align()) - base.as_ptr().addr();
-        // SAFETY: `front + header_at + size_of::<BlockHeader>() <= total` (see above), so the value and the header
-        // lie inside the block. `header_at` is a multiple of the header's alignment, and the value's address is
-        // aligned to `align`, or to the block's alignment (at least the header's) when `front` is 0, so the header
-        // is aligned.
+        // `front + header_at + size_of::<BlockHeader>() <= total` (see above), so the value and the header lie inside
+        // the block. `header_at` is a multiple of the header's alignment, and the value's address is aligned to
+        // `align`, or to the block's alignment (at least the header's) when `front` is 0, so the header is aligned.
+        // SAFETY: the value and the header lie inside the block, and the header is aligned (the lines above).
         let value = unsafe {
             let value = base.add(front);
             self.link(value.add(header_at).cast(), total);

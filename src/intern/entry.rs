@@ -130,6 +130,8 @@ unsafe impl Entry for str {
 pub struct SliceEntry<T> {
     hash: u64,
     len: usize,
+    /// Covariant in `T`, as `[T]` is: the elements follow the header and are only read through it; no auto trait
+    /// changes (`[T; 0]` holds no `T`).
     elements: core::marker::PhantomData<[T; 0]>,
 }
 

@@ -408,6 +408,8 @@ struct Probe<T: ?Sized, O> {
     layout: Layout,
     /// The interner's hasher, to rehash entries when a bucket splits.
     hasher: &'static RandomState,
+    /// Contravariant in `T`: a probe only reads a borrowed `&T` offered to it and stores nothing of `T`, and a
+    /// function pointer adds no auto-trait bound.
     values: PhantomData<fn(&T)>,
 }
 

@@ -69,7 +69,8 @@ pub(crate) trait Linked<A>: 'static {
 pub(crate) struct AppendList<T: 'static, A = super::AtomicPtr<T>> {
     head: A,
     /// The list hands out `&'static T`, but its nodes are the crate's own bookkeeping, built to be shared: like the
-    /// `AtomicPtr` it wraps, the list takes no auto trait from `T`.
+    /// `AtomicPtr` it wraps, the list takes no auto trait from `T`. Covariant in `T`, sound because only the crate's
+    /// own node types are ever pushed, through `push(&'static T)`, never a value of a caller's type.
     nodes: PhantomData<fn() -> &'static T>,
 }
 
@@ -130,6 +131,7 @@ impl<T: Linked<A>, A: AtomicLink<T>> AppendList<T, A> {
 #[derive(Debug)]
 pub(crate) struct ListHead<T, A> {
     node: *mut T,
+    /// Covariant in `A`, which is only named (the atomic type of the links), never stored here.
     links: PhantomData<fn() -> A>,
 }
 

@@ -207,6 +207,8 @@ impl<E> fmt::Debug for TypedTable<E> {
 /// An [`Insert<E>`] seen by the untyped table.
 struct Typed<E, I> {
     insert: I,
+    /// Contravariant in `E`, which only selects the entry kind the insert is checked against; nothing of `E` is
+    /// stored, and a function pointer adds no auto-trait bound.
     entries: PhantomData<fn(E)>,
 }
 
