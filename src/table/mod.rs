@@ -258,14 +258,21 @@ impl Table {
                 return Ok((head, slot));
             }
             // The bucket is full. Split it if some hash bit within reach separates its entries (and the new one);
-            // otherwise they are equal as far as the directory can tell, and the bucket chains.
+            // otherwise they are equal as far as the directory can tell, and the bucket chains. Each entry's hash is
+            // computed once, here, and the split reuses it: a rehash reads the entry's value, a likely cache miss.
+            let mut hashes = [0u64; BUCKET_SLOTS];
+            for (slot, hash) in hashes.iter_mut().enumerate() {
+                if let Some(entry) = head.entry(slot) {
+                    *hash = rehash(entry);
+                }
+            }
             let separating_bit = (0..BUCKET_SLOTS)
-                .filter_map(|slot| head.entry(slot))
-                .map(|entry| directory_bits(rehash(entry)) ^ directory_bits(hash))
+                .filter(|&slot| head.entry(slot).is_some())
+                .map(|slot| directory_bits(hashes[slot]) ^ directory_bits(hash))
                 .fold(0, |acc, diff| acc | diff)
                 .leading_zeros();
             if separating_bit < MAX_DEPTH && head.overflow.load(Acquire).is_null() {
-                Self::split(shard, budget, directory, head, hash, rehash)?;
+                Self::split(shard, budget, directory, head, hash, &hashes)?;
                 continue;
             }
             return Self::chain_slot(head, budget);
@@ -299,6 +306,7 @@ impl Table {
     }
 
     /// Splits full bucket `bucket` (the one `hash` selects): entries whose next hash bit is 1 move to a new bucket.
+    /// `hashes[slot]` is the hash of the entry in `slot` (every slot is full).
     /// Doubles the directory first if the bucket already uses all of its bits. Allocates first and changes the table
     /// only once everything it needs is allocated, so a refusal leaves it as it was.
     fn split(
@@ -307,7 +315,7 @@ impl Table {
         directory: DirRef,
         bucket: &'static Bucket,
         hash: u64,
-        rehash: &impl Fn(NonNull<u8>) -> u64,
+        hashes: &[u64; BUCKET_SLOTS],
     ) -> Result<(), LeakError> {
         let local = bucket.local_depth();
         let sibling: &'static Bucket = budget.leak_with(|| Bucket::new(local + 1))?;
@@ -330,7 +338,7 @@ impl Table {
         let mut count = 0;
         for slot in 0..BUCKET_SLOTS {
             if let Some(entry) = bucket.entry(slot) {
-                let hash = rehash(entry);
+                let hash = hashes[slot];
                 if (directory_bits(hash) >> (63 - local)) & 1 == 1 {
                     sibling.put(count, tag_of(hash), entry);
                     moved[count] = slot;
