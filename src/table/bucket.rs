@@ -3,7 +3,7 @@
 use core::ptr::{self, NonNull};
 
 use super::BUCKET_SLOTS;
-use super::tag::{TAGS_PER_WORD, matching_bytes};
+use super::tag::{TAGS_PER_WORD, free_bytes, matching_bytes};
 use crate::sync::{
     AtomicPtr, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
@@ -62,21 +62,31 @@ impl Bucket {
         None
     }
 
-    /// A free slot, if any. Only meaningful under the shard lock.
+    /// A free slot, if any. Only meaningful under the shard lock. Reads the tags a word at a time (an occupied
+    /// slot's tag has its top bit set, a free one is 0), not each slot: inserts ask this once or twice each.
     pub(super) fn free_slot(&self) -> Option<usize> {
-        (0..BUCKET_SLOTS).find(|&slot| self.entry(slot).is_none())
+        self.tags.iter().enumerate().find_map(|(word_index, word)| {
+            let free = free_bytes(word.load(Relaxed));
+            (free != 0).then(|| word_index * TAGS_PER_WORD + (free.trailing_zeros() / 8) as usize)
+        })
     }
 
     /// Stores `entry` in free `slot` with its `tag`: the slot first, then the tag (`Release`), so a reader that
     /// sees the tag sees the entry. Only under the shard lock.
+    ///
+    /// The tag word is loaded and stored rather than updated with `fetch_or`: the shard lock makes this thread its
+    /// only writer, and a read-modify-write would wait for every store before it (the new entry's bytes, often on
+    /// lines not yet in cache) to complete.
     pub(super) fn put(&self, slot: usize, tag: usize, entry: NonNull<u8>) {
         self.slots[slot].store(entry.as_ptr(), Release);
-        self.tags[slot / TAGS_PER_WORD].fetch_or(tag << (8 * (slot % TAGS_PER_WORD)), Release);
+        let word = &self.tags[slot / TAGS_PER_WORD];
+        word.store(word.load(Relaxed) | tag << (8 * (slot % TAGS_PER_WORD)), Release);
     }
 
-    /// Empties `slot`: the tag first, then the slot. Only under the shard lock.
+    /// Empties `slot`: the tag first, then the slot. Only under the shard lock (the only writer, as in `put`).
     pub(super) fn clear(&self, slot: usize) {
-        self.tags[slot / TAGS_PER_WORD].fetch_and(!(0xff << (8 * (slot % TAGS_PER_WORD))), Release);
+        let word = &self.tags[slot / TAGS_PER_WORD];
+        word.store(word.load(Relaxed) & !(0xff << (8 * (slot % TAGS_PER_WORD))), Release);
         self.slots[slot].store(ptr::null_mut(), Release);
     }
 

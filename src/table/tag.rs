@@ -15,6 +15,12 @@ pub(super) fn tag_of(hash: u64) -> usize {
     (hash as usize & 0x7f) | 0x80
 }
 
+/// One bit per byte of `word` (the byte's top bit) where that byte is a free slot's 0. Every stored tag has its top
+/// bit set ([`tag_of`]), so a clear top bit means free.
+pub(super) fn free_bytes(word: usize) -> usize {
+    !word & HIGH_BITS
+}
+
 /// One bit per byte of `word` (the byte's top bit) where that byte equals `tag`. Exact: no false positives.
 pub(super) fn matching_bytes(word: usize, tag: usize) -> usize {
     let diff = word ^ (tag * LOW_BITS);
@@ -54,6 +60,15 @@ mod tests {
                 assert_eq!(got, positions(word, tag), "word {word:#x} tag {tag:#x}");
                 assert_eq!(found & !HIGH_BITS, 0);
             }
+        }
+    }
+
+    #[test]
+    fn free_bytes_are_exactly_the_zero_bytes_of_a_tag_word() {
+        for pattern in [&[0u8][..], &[0x80], &[0xff, 0], &[0, 0x81, 0x80, 0], &[0x81, 0x80, 0xff, 0xc3, 0, 0, 0x80, 0]] {
+            let word = word_of(pattern);
+            let got: Vec<usize> = (0..TAGS_PER_WORD).filter(|i| free_bytes(word) & (0x80 << (8 * i)) != 0).collect();
+            assert_eq!(got, positions(word, 0), "word {word:#x}");
         }
     }
 
