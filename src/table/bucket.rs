@@ -11,6 +11,7 @@ use crate::sync::{
 
 /// Words of tags per bucket.
 const TAG_WORDS: usize = BUCKET_SLOTS / TAGS_PER_WORD;
+const _: () = assert!(TAG_WORDS <= 8, "`find` merges the tag words' matches into the 8 bits of each byte of a mask");
 
 /// A bucket: up to [`BUCKET_SLOTS`] entries, their tags, and an overflow chain for entries with equal hashes.
 #[repr(C)]
@@ -44,20 +45,26 @@ impl Bucket {
         if tag == 0 { None } else { NonNull::new(self.slots[slot].load(Acquire)) }
     }
 
-    /// The first entry of this bucket (not its chain) tagged `tag` for which `eq` holds.
+    /// An entry of this bucket (not its chain) tagged `tag` for which `eq` holds.
+    ///
+    /// The tag words are matched first and their results merged into one mask, so that a look-up branches once on
+    /// "any candidate?" rather than once per word: which word holds a hit's tag is a coin toss the branch predictor
+    /// would lose half the time. Word `i`'s match for its byte `k` lands on bit `8k + i` of the mask.
     #[inline(always)]
     pub(super) fn find(&self, tag: usize, eq: &mut impl FnMut(NonNull<u8>) -> bool) -> Option<NonNull<u8>> {
+        let mut matches = 0;
         for (word_index, word) in self.tags.iter().enumerate() {
-            let mut matches = matching_bytes(word.load(Acquire), tag);
-            while matches != 0 {
-                let slot = word_index * TAGS_PER_WORD + (matches.trailing_zeros() / 8) as usize;
-                if let Some(entry) = NonNull::new(self.slots[slot].load(Acquire)) {
-                    if eq(entry) {
-                        return Some(entry);
-                    }
+            matches |= matching_bytes(word.load(Acquire), tag) >> (7 - word_index);
+        }
+        while matches != 0 {
+            let bit = matches.trailing_zeros() as usize;
+            let slot = (bit % 8) * TAGS_PER_WORD + bit / 8;
+            if let Some(entry) = NonNull::new(self.slots[slot].load(Acquire)) {
+                if eq(entry) {
+                    return Some(entry);
                 }
-                matches &= matches - 1;
             }
+            matches &= matches - 1;
         }
         None
     }
