@@ -336,9 +336,8 @@ impl Table {
         // could hold the process above the limit for an instant when the budget had less than that left).
         let mut moved = [0usize; BUCKET_SLOTS];
         let mut count = 0;
-        for slot in 0..BUCKET_SLOTS {
+        for (slot, &hash) in hashes.iter().enumerate() {
             if let Some(entry) = bucket.entry(slot) {
-                let hash = hashes[slot];
                 if (directory_bits(hash) >> (63 - local)) & 1 == 1 {
                     sibling.put(count, tag_of(hash), entry);
                     moved[count] = slot;

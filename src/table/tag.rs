@@ -65,7 +65,8 @@ mod tests {
 
     #[test]
     fn free_bytes_are_exactly_the_zero_bytes_of_a_tag_word() {
-        for pattern in [&[0u8][..], &[0x80], &[0xff, 0], &[0, 0x81, 0x80, 0], &[0x81, 0x80, 0xff, 0xc3, 0, 0, 0x80, 0]] {
+        for pattern in [&[0u8][..], &[0x80], &[0xff, 0], &[0, 0x81, 0x80, 0], &[0x81, 0x80, 0xff, 0xc3, 0, 0, 0x80, 0]]
+        {
             let word = word_of(pattern);
             let got: Vec<usize> = (0..TAGS_PER_WORD).filter(|i| free_bytes(word) & (0x80 << (8 * i)) != 0).collect();
             assert_eq!(got, positions(word, 0), "word {word:#x}");
