@@ -38,6 +38,8 @@ const MAX_CHUNK: usize = 1 << 20;
 /// at 1/32 of it, so only budgets of 1 GiB and more reach 32 MiB, those of 128 MiB and more 4 MiB, and small budgets
 /// keep small chunks.
 const HUGE_MAX_CHUNK: usize = 32 << 20;
+/// Where chunks may be backed by huge pages, they quadruple rather than double from this size on (see [`grown`]).
+const QUADRUPLE_FROM: usize = 64 << 10;
 /// Nor is a chunk larger than `1/LIMIT_SHARE` of its budget's limit (see [`chunk_cap`]).
 const LIMIT_SHARE: usize = 32;
 /// Below this size the limit does not cap a chunk: tiny chunks would spend a large share of themselves on their
@@ -189,8 +191,7 @@ impl Lane {
             Err(LeakError::BudgetExceeded { .. }) => return blocks.alloc_dedicated(account, layout),
             Err(error) => return Err(error),
         };
-        let most = if block::HUGE_PAGES { HUGE_MAX_CHUNK } else { MAX_CHUNK };
-        self.switch_chunk(floor.as_ptr(), top.as_ptr(), (next_chunk * 2).min(most));
+        self.switch_chunk(floor.as_ptr(), top.as_ptr(), grown(next_chunk));
         // SAFETY: the caller holds the lane. The chunk has `need` bytes: header, value and worst-case padding.
         Ok(unsafe { self.try_bump(layout) }.expect("a fresh chunk is sized to fit the request"))
     }
@@ -208,6 +209,19 @@ impl Lane {
         // SAFETY: only the holder calls this (the `taken` invariant).
         self.private.with_mut(|private| unsafe { *private = Private { floor, next_chunk } });
         self.switches.store(switches + 2, Release);
+    }
+}
+
+/// The size of the chunk a lane takes after one of `chunk` bytes: twice as large, up to [`MAX_CHUNK`]; where the OS
+/// backs large chunks with huge pages, four times as large from [`QUADRUPLE_FROM`] on, up to [`HUGE_MAX_CHUNK`], so
+/// that a lane that keeps leaking reaches chunks backed by huge pages after 1.4 MiB of smaller ones rather than 4 MiB.
+/// ([`chunk_cap`] still caps every chunk by the budget's limit.)
+fn grown(chunk: usize) -> usize {
+    if block::HUGE_PAGES {
+        let factor = if chunk >= QUADRUPLE_FROM { 4 } else { 2 };
+        chunk.saturating_mul(factor).min(HUGE_MAX_CHUNK)
+    } else {
+        chunk.saturating_mul(2).min(MAX_CHUNK)
     }
 }
 
