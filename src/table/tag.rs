@@ -1,6 +1,6 @@
 //! The tag bytes of a bucket: one byte per slot, [`TAGS_PER_WORD`] to a word, compared with a look-up's tag a whole
-//! word at a time (SWAR: SIMD within a register). On x86_64 `bucket.rs` compares both words at once with SSE2 instead;
-//! this is the portable path (other targets, 32-bit ones, loom), and writers use [`free_bytes`] everywhere.
+//! word at a time (SWAR: SIMD within a register). On `x86_64`, `bucket.rs` compares both words at once with SSE2
+//! instead; this is the portable path (other targets, 32-bit ones, loom), and writers use [`free_bytes`] everywhere.
 
 use core::mem::size_of;
 
