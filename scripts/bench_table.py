@@ -3,14 +3,18 @@
 
 Each row gives the median time per element (operation, token, look-up) and its ratio to leak-budget's row of the same
 kind in that group (the row whose name starts with "leak-budget" and has the same ", 2 threads" suffix, if any).
-Usage: python3 scripts/bench_table.py [GROUP-SUBSTRING...]
+Usage: python3 scripts/bench_table.py [--dir CRITERION-DIR] [GROUP-SUBSTRING...]
+(the directory defaults to target/criterion; give a copy saved after a run to table that run)
 """
 import json
 import pathlib
 import sys
 
+args = sys.argv[1:]
 root = pathlib.Path(__file__).resolve().parent.parent / "target" / "criterion"
-filters = sys.argv[1:]
+if args[:1] == ["--dir"]:
+    root, args = pathlib.Path(args[1]), args[2:]
+filters = args
 groups = {}
 for bench in sorted(root.glob("*/*/new/benchmark.json")):
     meta = json.loads(bench.read_text())
