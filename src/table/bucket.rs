@@ -3,7 +3,7 @@
 use core::ptr::{self, NonNull};
 
 use super::BUCKET_SLOTS;
-use super::tag::{TAGS_PER_WORD, free_bytes, matching_bytes};
+use super::tag::{TAGS_PER_WORD, free_bytes, gather_byte_flags, matching_bytes};
 use crate::sync::{
     AtomicPtr, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
@@ -11,41 +11,17 @@ use crate::sync::{
 
 /// Words of tags per bucket.
 const TAG_WORDS: usize = BUCKET_SLOTS / TAGS_PER_WORD;
-const _: () = assert!(TAG_WORDS <= 7, "`candidates` merges the tag words' matches into 7 bits of each byte of a mask");
+const _: () = assert!(BUCKET_SLOTS <= usize::BITS as usize, "a slot mask has one bit per slot");
 
-/// Slots of a bucket whose tags matched, in a mask: bit `s` for slot `s` when [`INTERLEAVED`] is clear (the SSE2
-/// path), or, when it is set, word `i`'s byte `k` on bit `8k + i` (the portable path, which merges the words' SWAR
-/// matches by shifting each word's byte flags to its own bit of every byte).
-struct Candidates {
-    mask: usize,
-}
-
-/// The flag of an interleaved [`Candidates`] mask: bit 7 of the top byte, a position no tag word's match reaches
-/// (word `i` lands on bit `i` of each byte, and `TAG_WORDS <= 7`).
-const INTERLEAVED: usize = 1 << (usize::BITS - 1);
-
-impl Candidates {
-    #[inline(always)]
-    fn next(&mut self) -> Option<usize> {
-        let bits = self.mask & !INTERLEAVED;
-        if bits == 0 {
-            return None;
-        }
-        self.mask &= self.mask - 1;
-        let bit = bits.trailing_zeros() as usize;
-        Some(if self.mask & INTERLEAVED != 0 { (bit % 8) * TAGS_PER_WORD + bit / 8 } else { bit })
-    }
-}
-
-/// The slots of a bucket whose tag words are `words` equal `tag`, the portable way: each word's SWAR matches,
-/// merged into an interleaved mask.
+/// The slots of a bucket whose tag words are `words` that `flags` marks (it sets a byte's top bit), as one mask
+/// with bit `s` for slot `s`: each word's byte flags gathered into its slots' bits. The portable path of
+/// [`Bucket::candidates`], and how writers find free slots everywhere.
 #[inline(always)]
-fn interleaved_matching_slots(words: impl Iterator<Item = usize>, tag: usize) -> Candidates {
-    let mut mask = 0;
-    for (word_index, word) in words.enumerate() {
-        mask |= matching_bytes(word, tag) >> (7 - word_index);
-    }
-    Candidates { mask: mask | INTERLEAVED }
+fn slot_mask(words: impl IntoIterator<Item = usize>, flags: impl Fn(usize) -> usize) -> usize {
+    words
+        .into_iter()
+        .enumerate()
+        .fold(0, |mask, (word_index, word)| mask | gather_byte_flags(flags(word)) << (word_index * TAGS_PER_WORD))
 }
 
 /// The slots of a 16-slot bucket whose tag bytes (two words, slot `s` in byte `s % 8` of word `s / 8`) equal `tag`,
@@ -101,36 +77,36 @@ impl Bucket {
     #[inline(always)]
     pub(super) fn find(&self, tag: usize, eq: &mut impl FnMut(NonNull<u8>) -> bool) -> Option<NonNull<u8>> {
         let mut candidates = self.candidates(tag);
-        while let Some(slot) = candidates.next() {
+        while candidates != 0 {
+            let slot = candidates.trailing_zeros() as usize;
             // `% BUCKET_SLOTS` is a mask (a power of two) that lets the compiler drop the bounds check.
             if let Some(entry) = NonNull::new(self.slots[slot % BUCKET_SLOTS].load(Acquire)) {
                 if eq(entry) {
                     return Some(entry);
                 }
             }
+            candidates &= candidates - 1;
         }
         None
     }
 
-    /// The slots tagged `tag`. All tag words are matched before the caller branches, so that a look-up branches
-    /// once on "any candidate?" rather than once per word (which word holds a hit's tag is a coin toss the branch
-    /// predictor would lose half the time).
+    /// The slots tagged `tag`, one bit per slot. All tag words are matched before the caller branches, so that a
+    /// look-up branches once on "any candidate?" rather than once per word (which word holds a hit's tag is a coin
+    /// toss the branch predictor would lose half the time).
     #[inline(always)]
-    fn candidates(&self, tag: usize) -> Candidates {
+    fn candidates(&self, tag: usize) -> usize {
         #[cfg(all(target_arch = "x86_64", target_pointer_width = "64"))]
         if let [low, high] = self.tags.as_slice() {
-            return Candidates { mask: sse2_matching_slots([low.load(Acquire), high.load(Acquire)], tag) };
+            return sse2_matching_slots([low.load(Acquire), high.load(Acquire)], tag);
         }
-        interleaved_matching_slots(self.tags.iter().map(|word| word.load(Acquire)), tag)
+        slot_mask(self.tags.iter().map(|word| word.load(Acquire)), |word| matching_bytes(word, tag))
     }
 
     /// A free slot, if any. Only meaningful under the shard lock. Reads the tags a word at a time (an occupied
     /// slot's tag has its top bit set, a free one is 0), not each slot: inserts ask this once or twice each.
     pub(super) fn free_slot(&self) -> Option<usize> {
-        self.tags.iter().enumerate().find_map(|(word_index, word)| {
-            let free = free_bytes(word.load(Relaxed));
-            (free != 0).then(|| word_index * TAGS_PER_WORD + (free.trailing_zeros() / 8) as usize)
-        })
+        let free = slot_mask(self.tags.iter().map(|word| word.load(Relaxed)), free_bytes);
+        (free != 0).then(|| free.trailing_zeros() as usize)
     }
 
     /// Stores `entry` in free `slot` with its `tag`: the slot first, then the tag (`Release`), so a reader that
@@ -162,11 +138,9 @@ impl Bucket {
 mod tests {
     use super::*;
 
-    /// The slots of `words` tagged `tag`, in order, from a [`Candidates`].
-    fn slots(mut candidates: Candidates) -> Vec<usize> {
-        let mut slots: Vec<usize> = core::iter::from_fn(|| candidates.next()).collect();
-        slots.sort_unstable();
-        slots
+    /// The slots set in `mask`, in order.
+    fn slots(mask: usize) -> Vec<usize> {
+        (0..BUCKET_SLOTS).filter(|&slot| mask & (1 << slot) != 0).collect()
     }
 
     /// The tag words of a bucket whose slot `s` holds `tags[s % tags.len()]`.
@@ -185,11 +159,13 @@ mod tests {
             for tag in [0x80_usize, 0x81, 0x9c, 0xff] {
                 let expected: Vec<usize> =
                     (0..BUCKET_SLOTS).filter(|&slot| usize::from(pattern[slot % pattern.len()]) == tag).collect();
-                assert_eq!(slots(interleaved_matching_slots(words.into_iter(), tag)), expected, "{pattern:?} {tag:#x}");
+                let portable = slot_mask(words, |word| matching_bytes(word, tag));
+                assert_eq!(portable >> BUCKET_SLOTS, 0, "no bit beyond the slots: {pattern:?} {tag:#x}");
+                assert_eq!(slots(portable), expected, "{pattern:?} {tag:#x}");
                 #[cfg(all(target_arch = "x86_64", target_pointer_width = "64"))]
                 if let [low, high] = words.as_slice() {
                     let mask = sse2_matching_slots([*low, *high], tag);
-                    assert_eq!(slots(Candidates { mask }), expected, "sse2: {pattern:?} {tag:#x}");
+                    assert_eq!(mask, portable, "sse2: {pattern:?} {tag:#x}");
                 }
             }
         }

@@ -260,16 +260,12 @@ impl Table {
             // The bucket is full. Split it if some hash bit within reach separates its entries (and the new one);
             // otherwise they are equal as far as the directory can tell, and the bucket chains. Each entry's hash is
             // computed once, here, and the split reuses it: a rehash reads the entry's value, a likely cache miss.
-            let mut hashes = [0u64; BUCKET_SLOTS];
-            for (slot, hash) in hashes.iter_mut().enumerate() {
-                if let Some(entry) = head.entry(slot) {
-                    *hash = rehash(entry);
-                }
-            }
-            let separating_bit = (0..BUCKET_SLOTS)
-                .filter(|&slot| head.entry(slot).is_some())
-                .map(|slot| directory_bits(hashes[slot]) ^ directory_bits(hash))
-                .fold(0, |acc, diff| acc | diff)
+            // (The bucket is full, so every slot has an entry; an empty one would count as `hash`, which separates
+            // nothing.)
+            let hashes: [u64; BUCKET_SLOTS] = core::array::from_fn(|slot| head.entry(slot).map_or(hash, rehash));
+            let separating_bit = hashes
+                .iter()
+                .fold(0, |acc, &other| acc | (directory_bits(other) ^ directory_bits(hash)))
                 .leading_zeros();
             if separating_bit < MAX_DEPTH && head.overflow.load(Acquire).is_null() {
                 Self::split(shard, budget, directory, head, hash, &hashes)?;

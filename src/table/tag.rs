@@ -22,6 +22,26 @@ pub(super) fn free_bytes(word: usize) -> usize {
     !word & HIGH_BITS
 }
 
+/// `flags` (a byte's top bit set or clear, the rest clear, as [`matching_bytes`] and [`free_bytes`] give) as one bit
+/// per byte: bit `k` for byte `k`. One multiply gathers them: byte `k`'s flag, shifted down to bit `8k`, is carried by
+/// [`GATHER`] to bit `8 * (TAGS_PER_WORD - 1) + k`, and every other product lands on a bit of its own outside that
+/// byte, so nothing carries into it.
+pub(super) fn gather_byte_flags(flags: usize) -> usize {
+    ((flags >> 7).wrapping_mul(GATHER) >> (8 * (TAGS_PER_WORD - 1))) & ((1 << TAGS_PER_WORD) - 1)
+}
+
+/// The multiplier of [`gather_byte_flags`]: bit `8 * (TAGS_PER_WORD - 1) - 7k` for every byte `k`
+/// (`0x0102_0408_1020_4080` on 64-bit targets).
+const GATHER: usize = {
+    let mut gather = 0;
+    let mut byte = 0;
+    while byte < TAGS_PER_WORD {
+        gather |= 1 << (8 * (TAGS_PER_WORD - 1) - 7 * byte);
+        byte += 1;
+    }
+    gather
+};
+
 /// One bit per byte of `word` (the byte's top bit) where that byte equals `tag`. Exact: no false positives.
 pub(super) fn matching_bytes(word: usize, tag: usize) -> usize {
     let diff = word ^ (tag * LOW_BITS);
@@ -72,6 +92,18 @@ mod tests {
             let got: Vec<usize> = (0..TAGS_PER_WORD).filter(|i| free_bytes(word) & (0x80 << (8 * i)) != 0).collect();
             assert_eq!(got, positions(word, 0), "word {word:#x}");
         }
+    }
+
+    #[test]
+    fn gathered_flags_are_one_bit_per_flagged_byte() {
+        // Every combination of flagged bytes.
+        for expected in 0..1usize << TAGS_PER_WORD {
+            let flags =
+                (0..TAGS_PER_WORD).filter(|byte| expected & (1 << byte) != 0).fold(0, |w, byte| w | 0x80 << (8 * byte));
+            assert_eq!(gather_byte_flags(flags), expected, "flags {flags:#x}");
+        }
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(GATHER, 0x0102_0408_1020_4080);
     }
 
     #[test]
