@@ -9,24 +9,14 @@ the anchor's), and whether it is met; then, over all runs, how many runs met eac
     cp -r target/criterion /tmp/run1          # ... and so on for each run
     python3 scripts/bench_targets.py /tmp/run1 /tmp/run2 /tmp/run3 /tmp/run4 /tmp/run5
 """
-import json
 import pathlib
 import sys
+
+from bench_table import DEFAULT_ROOT, medians
 
 LB = "leak-budget Interner<str>"
 SI = "string-interner StringInterner"
 USTR = "ustr"
-
-
-def medians(root):
-    """{(group, function): median ns per element} for every benchmark under `root`."""
-    found = {}
-    for bench in root.glob("*/*/new/benchmark.json"):
-        meta = json.loads(bench.read_text())
-        estimates = json.loads((bench.parent / "estimates.json").read_text())
-        elements = (meta.get("throughput") or {}).get("Elements", 1)
-        found[(meta["group_id"], meta["function_id"])] = estimates["median"]["point_estimate"] / elements
-    return found
 
 
 def targets(m):
@@ -69,7 +59,7 @@ def targets(m):
 
 
 def main():
-    roots = [pathlib.Path(arg) for arg in sys.argv[1:]] or [pathlib.Path(__file__).resolve().parent.parent / "target" / "criterion"]
+    roots = [pathlib.Path(arg) for arg in sys.argv[1:]] or [DEFAULT_ROOT]
     runs = [targets(medians(root)) for root in roots]
     names = []
     for run in runs:
